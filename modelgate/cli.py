@@ -130,21 +130,36 @@ def registry_show(
 @app.command("predict")
 def predict(
     ref: Annotated[str, typer.Argument(help="MODEL, MODEL:VERSION or MODEL@ALIAS")],
-    texts: Annotated[list[str], typer.Argument(help="texts to classify")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="texts to score")] = None,
+    pair: Annotated[
+        Optional[tuple[str, str]],
+        typer.Option("--pair", help="one sentence pair, e.g. PREMISE HYPOTHESIS for nli"),
+    ] = None,
+    input_file: Annotated[
+        Optional[str],
+        typer.Option("--file", help="inputs, one per line (tab-separated for pairs)"),
+    ] = None,
+    embed: Annotated[
+        bool, typer.Option("--embed", help="write embeddings instead of predictions (encoders)")
+    ] = False,
+    output: Annotated[
+        Optional[str], typer.Option("--output", help="where --embed writes (.npy or .csv)")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Load a registered version (hashes verified, safe mode) and predict."""
-    from modelgate.predict import load_predictor
+    from modelgate.predict import PredictRequest, load_predictor, run_request
 
     try:
+        request = PredictRequest.build(texts or [], pair, input_file, embed, output)
         predictor = load_predictor(ref)
-        predictions = predictor.predict(texts)
+        result = run_request(predictor, request)
     except Exception as exc:
         _fail(str(exc))
     if as_json:
-        _print_json([p.to_dict() for p in predictions])
+        _print_json(result.to_json())
     else:
-        typer.echo(predictor.format(predictions))
+        typer.echo(result.describe())
 
 
 def main() -> None:  # pragma: no cover - console entry
