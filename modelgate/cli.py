@@ -126,6 +126,94 @@ def registry_show(
     _print_json(payload) if as_json else typer.echo(format_show(payload))
 
 
+# -- gate / promote / rollback ----------------------------------------------------------------
+def _registry():
+    from modelgate.registry import Registry
+
+    return Registry.from_settings()
+
+
+@app.command("gate")
+def gate(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION, the candidate")],
+    against: Annotated[str, typer.Option(help="alias whose version is the baseline")] = "production",
+    verify_files: Annotated[
+        bool, typer.Option("--verify-files/--no-verify-files", help="check every file's sha256")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full verdict as JSON.")] = False,
+) -> None:
+    """CI gate: the stored verdict, re-checked against the version in production now.
+
+    Exits 0 pass, 1 refused, 2 could not decide; always prints a one-line reason.
+    """
+    from modelgate.promotion import check_gate
+
+    try:
+        decision = check_gate(_registry(), ref, against=against, verify_files=verify_files)
+    except Exception as exc:  # settings or storage could not even be set up
+        _fail(f"could not decide: {exc}")
+    typer.echo(decision.line(), err=as_json)
+    if as_json:
+        _print_json(decision.to_dict())
+    raise typer.Exit(decision.exit_code)
+
+
+def _move_alias(action) -> None:
+    from modelgate.promotion import PromotionError, PromotionRefused
+    from modelgate.registry import RegistryError
+    from modelgate.storage import StorageError
+
+    try:
+        move = action()
+    except PromotionRefused as exc:
+        _fail(f"refused: {exc}", EXIT_REFUSED)
+    except (PromotionError, RegistryError, StorageError, ValueError) as exc:
+        _fail(str(exc))
+    return move
+
+
+@app.command("promote")
+def promote(
+    ref: Annotated[str, typer.Argument(help="MODEL:VERSION to promote")],
+    to: Annotated[str, typer.Option("--to", help="the alias to move, e.g. production")],
+    force: Annotated[bool, typer.Option(help="promote even though its gate failed")] = False,
+    reason: Annotated[str, typer.Option(help="why; required with --force")] = "",
+    actor: Annotated[Optional[str], typer.Option(help="who (default: MODELGATE_ACTOR, GITHUB_ACTOR or user@host)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move an alias to a version (If-Match on its ETag) and record an audit event.
+
+    Exits 0 moved (or already there), 1 refused (failed gate, not forced), 2 error or lost race.
+    """
+    from modelgate import promotion
+
+    move = _move_alias(
+        lambda: promotion.promote(_registry(), ref, to, actor=actor, reason=reason, force=force)
+    )
+    _print_json(move.to_dict()) if as_json else typer.echo(move.line())
+
+
+@app.command("rollback")
+def rollback(
+    model: Annotated[str, typer.Argument(help="model name")],
+    alias: Annotated[str, typer.Option(help="the alias to move back")] = "production",
+    to: Annotated[Optional[int], typer.Option("--to", help="version (default: the one before the last move)")] = None,
+    force: Annotated[bool, typer.Option(help="allow a version whose gate failed")] = False,
+    reason: Annotated[str, typer.Option(help="why")] = "",
+    actor: Annotated[Optional[str], typer.Option(help="who (default: MODELGATE_ACTOR, GITHUB_ACTOR or user@host)")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move an alias back to an earlier version; recorded like a promotion."""
+    from modelgate import promotion
+
+    move = _move_alias(
+        lambda: promotion.rollback(
+            _registry(), model, alias, to, actor=actor, reason=reason, force=force
+        )
+    )
+    _print_json(move.to_dict()) if as_json else typer.echo(move.line())
+
+
 # -- predict ---------------------------------------------------------------------------------
 @app.command("predict")
 def predict(

@@ -344,6 +344,8 @@ class Registry:
         actor: str,
         reason: str,
         expected_etag: str | None,
+        event_type: str = "alias-set",
+        details: dict[str, Any] | None = None,
     ) -> AliasRecord:
         """Point MODEL@ALIAS at version. expected_etag=None creates the alias (refused if it
         exists); otherwise the write succeeds only if the alias still has that ETag."""
@@ -352,11 +354,13 @@ class Registry:
         current = self.get_alias(model, alias) if expected_etag is not None else None
         previous = current.version if current else None
         event = {
+            "event": event_type,
             "version": int(version),
             "previous_version": previous,
             "at": _now(),
             "actor": actor,
             "reason": reason,
+            **(details or {}),
         }
         record = {
             "model": model,
@@ -377,16 +381,22 @@ class Registry:
             raise AliasConflict(
                 f"{model}@{alias} {state}: another writer moved it first; read it again and retry"
             ) from None
-        audit = {"event": "alias-set", "model": model, "alias": alias, "etag": etag, **event}
-        # Time-ordered names; the random suffix keeps simultaneous events apart.
-        stamp = event["at"].replace(":", "").replace("+0000", "Z")
-        name = f"{stamp}-{alias}-{uuid.uuid4().hex[:8]}.json"
-        audit_key = f"{self._model_prefix(model)}audit.log.d/{name}"
-        self.store.put_json(audit_key, audit, if_none_match=True)
+        self.record_event(model, {**event, "alias": alias, "etag": etag})
         history = record["history"]
         return AliasRecord(model, alias, int(version), etag, event["at"], actor, reason, history)
 
+    def record_event(self, model: str, event: dict[str, Any]) -> str:
+        """Append one audit event (an object of its own, never rewritten); returns its key."""
+        event = {"at": _now(), **event, "model": model}
+        # Time-ordered names; the random suffix keeps simultaneous events apart.
+        stamp = event["at"].replace(":", "").replace("+0000", "Z")
+        label = re.sub(r"[^a-z0-9-]+", "-", str(event.get("alias") or event.get("event", "event")).lower())
+        name = f"{stamp}-{label}-{uuid.uuid4().hex[:8]}.json"
+        key = f"{self._model_prefix(model)}audit.log.d/{name}"
+        self.store.put_json(key, event, if_none_match=True)
+        return key
+
     def audit_events(self, model: str) -> list[dict[str, Any]]:
-        """Alias events of a model, oldest first."""
+        """Audit events of a model (alias moves, approvals), oldest first."""
         keys = sorted(self.store.list_keys(f"{self._model_prefix(model)}audit.log.d/"))
         return [self.store.get_json(key) for key in keys]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from modelgate.registry import Registry, parse_ref
@@ -100,5 +99,21 @@ def format_show(payload: dict[str, Any]) -> str:
     if "alias" in payload:
         alias = payload["alias"]
         lines += ["", f"alias {alias['alias']} -> version {alias['version']} (history, oldest first):"]
-        lines += [f"  {json.dumps(event, sort_keys=True)}" for event in alias["history"]]
+        lines.append(format_history(alias["history"]))
     return "\n".join(lines)
+
+
+def format_history(events: list[dict[str, Any]]) -> str:
+    """An alias's moves as a table: when, what, from which version to which, who and why."""
+    rows = [
+        [
+            event.get("at", ""),
+            event.get("event", "alias-set") + (" (forced)" if event.get("forced") else ""),
+            "-" if event.get("previous_version") is None else str(event["previous_version"]),
+            str(event.get("version")),
+            event.get("actor", ""),
+            event.get("reason", ""),
+        ]
+        for event in events
+    ]
+    return text_table(["at", "event", "from", "to", "actor", "reason"], rows)
