@@ -95,6 +95,37 @@ def run(
     raise typer.Exit(outcome.exit_code)
 
 
+# -- deploy ----------------------------------------------------------------------------------
+@app.command("deploy")
+def deploy(
+    names: Annotated[
+        Optional[list[str]], typer.Argument(help="FLOW/DEPLOYMENT names (default: every one in prefect.yaml)")
+    ] = None,
+    project_dir: Annotated[Optional[str], typer.Option(help="directory holding prefect.yaml")] = None,
+    gpu_slots: Annotated[int, typer.Option(min=1, help="task runs tagged 'gpu' allowed at once")] = 1,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register prefect.yaml's deployments (pipelines and promotion) with the Prefect server.
+
+    Creates the local process work pool and the 'gpu' concurrency limit first; starts the local
+    Prefect server when PREFECT_API_URL is not set. `modelgate stack up` starts the worker.
+    """
+    from pathlib import Path
+
+    from modelgate import deploy as deployments
+    from modelgate.runner import ensure_services
+    from modelgate.settings import load_settings
+
+    try:
+        root = deployments.find_project_dir(Path(project_dir) if project_dir else None)
+        settings = load_settings()
+        api_url = ensure_services(settings)
+        result = deployments.deploy(api_url, root, names or None, gpu_slots)
+    except Exception as exc:
+        _fail(str(exc))
+    _print_json(result.to_dict()) if as_json else typer.echo(result.describe())
+
+
 # -- registry --------------------------------------------------------------------------------
 @registry_app.command("list")
 def registry_list(

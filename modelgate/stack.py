@@ -1,4 +1,6 @@
-"""The local stack: SeaweedFS (S3) and a Prefect server on 127.0.0.1, run as detached processes.
+"""The local stack: SeaweedFS (S3), a Prefect server on 127.0.0.1 and a Prefect process worker,
+run as detached processes. The worker serves the `modelgate-local` work pool, so a deployment run
+started from the UI (or by a schedule) runs on this machine with the stack's settings.
 
 State lives under ``Settings.stack_dir`` (``MODELGATE_HOME/stack``): data directories, one JSON
 pid file per service in ``run/``, and logs in ``logs/``. Each service runs in its own session and
@@ -15,7 +17,9 @@ import fcntl
 import json
 import os
 import secrets
+import socket
 import sys
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -36,7 +40,10 @@ from modelgate.seaweedfs import WeedPorts, remove_weed_sockets, start_seaweedfs
 from modelgate.settings import Credentials, Settings
 from modelgate.storage import ObjectStore, StorageError
 
-SERVICES = ("s3", "prefect")
+SERVICES = ("s3", "prefect", "worker")
+# Seconds a service may take to answer after it is started. Prefect's server needs ~10 s on an idle
+# machine but minutes on a loaded 2-core one, so the default is generous.
+STARTUP_TIMEOUT = float(os.environ.get("MODELGATE_STACK_TIMEOUT", "300"))
 
 
 class PortInUseError(StackError):
@@ -50,7 +57,7 @@ def prefect_health(port: int, timeout: float = 2.0) -> None:
             raise StackError(f"Prefect health answered HTTP {response.status}")
 
 
-def start_prefect(home: Path, port: int, log_file: Path, timeout: float = 120) -> int:
+def start_prefect(home: Path, port: int, log_file: Path, timeout: float = STARTUP_TIMEOUT) -> int:
     """Start `prefect server start` (SQLite under home) detached; returns its pid once healthy."""
     home.mkdir(parents=True, exist_ok=True)
     api_url = f"http://{HOST}:{port}/api"
@@ -67,6 +74,59 @@ def start_prefect(home: Path, port: int, log_file: Path, timeout: float = 120) -
     try:
         probe = partial(prefect_health, port)
         wait_healthy("Prefect server", process.pid, probe, log_file, timeout)
+    except BaseException:
+        stop_process_group(process.pid)
+        raise
+    return process.pid
+
+
+# -- the worker --------------------------------------------------------------------------------
+def worker_name(settings: Settings) -> str:
+    return f"modelgate-{socket.gethostname()}-{settings.prefect_port}"
+
+
+def worker_health(settings: Settings, timeout: float = 2.0) -> None:
+    """The worker is healthy once the server lists it ONLINE on its work pool."""
+    from modelgate.deploy import work_pool_name
+
+    pool = work_pool_name()
+    request = urllib.request.Request(
+        f"{settings.prefect_api_url}/work_pools/{pool}/workers/filter",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            workers = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise StackError(f"work pool {pool}: HTTP {exc.code}") from None
+    name = worker_name(settings)
+    if not any(w.get("name") == name and w.get("status") == "ONLINE" for w in workers):
+        raise StackError(f"worker {name} is not online on work pool {pool} yet")
+
+
+def start_worker(settings: Settings, log_file: Path, timeout: float = STARTUP_TIMEOUT) -> int:
+    """`prefect worker start` on the process work pool; flow runs inherit this environment
+    (MODELGATE_*, AWS_*, MODELGATE_DATA_MIRROR...), so they use the same storage and data."""
+    from modelgate.deploy import work_pool_name
+
+    home = settings.stack_dir / "worker"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=settings.prefect_api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        MODELGATE_HOME=str(settings.home),
+    )
+    cmd = [
+        sys.executable, "-m", "prefect", "worker", "start",
+        "--pool", work_pool_name(), "--type", "process", "--name", worker_name(settings),
+    ]
+    process = spawn_detached(cmd, log_file, env, home)
+    try:
+        wait_healthy("Prefect worker", process.pid, partial(worker_health, settings), log_file, timeout)
     except BaseException:
         stop_process_group(process.pid)
         raise
@@ -143,10 +203,14 @@ def _paths(settings: Settings, name: str) -> tuple[Path, Path]:
 def _service_url(settings: Settings, name: str) -> str:
     if name == "s3":
         return f"http://{HOST}:{settings.s3_port}"
+    if name == "worker":
+        from modelgate.deploy import work_pool_name
+
+        return f"work pool {work_pool_name()} on {settings.prefect_api_url}"
     return f"http://{HOST}:{settings.prefect_port}/api"
 
 
-_MARKERS = {"s3": b"weed", "prefect": b"prefect"}
+_MARKERS = {"s3": b"weed", "prefect": b"server", "worker": b"worker"}
 
 
 def _running_pid(settings: Settings, name: str) -> int | None:
@@ -172,6 +236,8 @@ def _health_check(settings: Settings, name: str, timeout: float = 2.0):
     """A callable that raises unless the local service answers (S3: a signed request)."""
     if name == "prefect":
         return partial(prefect_health, settings.prefect_port, timeout=timeout)
+    if name == "worker":
+        return partial(worker_health, settings, timeout=timeout)
     local = replace(settings, s3_endpoint=None)
     creds = local.resolve_credentials()
     store = ObjectStore.connect(
@@ -201,6 +267,8 @@ def stack_status(settings: Settings, *, probe: bool = True) -> StackStatus:
 
 
 def _required_ports(settings: Settings, name: str) -> dict[int, str]:
+    if name == "worker":
+        return {}
     if name == "prefect":
         return {settings.prefect_port: "MODELGATE_PREFECT_PORT"}
     ports = WeedPorts.from_settings(settings).listening()
@@ -220,7 +288,7 @@ def _stack_lock(settings: Settings):
         yield
 
 
-def stack_up(settings: Settings, services=SERVICES, timeout: float = 120) -> StackStatus:
+def stack_up(settings: Settings, services=SERVICES, timeout: float = STARTUP_TIMEOUT) -> StackStatus:
     """Start what is not running yet, wait until healthy, create the bucket; idempotent."""
     with _stack_lock(settings):
         _start_missing(settings, tuple(services), timeout)
@@ -246,9 +314,11 @@ def _start_missing(settings: Settings, services: tuple[str, ...], timeout: float
             data_dir = settings.stack_dir / "seaweedfs"
             record["pid"] = start_seaweedfs(data_dir, ports, credentials, log_file, timeout).pid
             record["weed_ports"] = asdict(ports)
-        else:
+        elif name == "prefect":
             data_dir = settings.stack_dir / "prefect"
             record["pid"] = start_prefect(data_dir, settings.prefect_port, log_file, timeout)
+        else:
+            record["pid"] = start_worker(settings, log_file, timeout)
         write_private_file(pid_file, json.dumps(record))
     for name in services:
         pid = _running_pid(settings, name)
@@ -271,7 +341,7 @@ def ensure_stack(settings: Settings, *, s3: bool | None = None, prefect: bool | 
 def stack_down(settings: Settings, timeout: float = 15.0) -> StackStatus:
     """Stop every service of this stack (whole process groups) and remove their pid files."""
     with _stack_lock(settings):
-        for name in SERVICES:
+        for name in reversed(SERVICES):  # the worker first: it talks to the server
             pid_file = _paths(settings, name)[0]
             pid = _running_pid(settings, name)
             if pid is not None:  # started with its own session: its pid is its process group

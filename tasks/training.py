@@ -19,19 +19,31 @@ def preprocess_dataset(cfg: PipelineConfig, validated: dict) -> dict:
 
 @task(name="train", tags=["gpu"])
 def train_model(cfg: PipelineConfig, features: dict) -> dict:
-    """Fine-tune the encoder and head; a rerun with the same inputs resumes from its last epoch."""
-    trained = get_pipeline(cfg.pipeline).train(cfg, object_store(), features)
-    info = trained.to_dict()
-    create_markdown_artifact(
-        key="training",
-        markdown=(
-            "## Training\n\n"
-            f"- backend / device: {info['backend']} / {info['device']}\n"
-            f"- epochs run: {info['epochs_run']} (resumed after epoch {info['resumed_from_epoch']})\n"
-            f"- parameters: {info['parameters']:,} ({info['trainable_parameters']:,} trainable)\n"
-            f"- wall time: {info['seconds']:.0f} s, {info['examples_per_second']:.1f} examples/s\n"
-            f"- staged model: `{info['uri']}`\n"
-        ),
-        description="Training run",
-    )
+    """Fine-tune in a process of its own (GPU memory is freed when it ends); a rerun with the same
+    inputs resumes from its last S3 checkpoint. The `gpu` tag lets a concurrency limit on that tag
+    serialise GPU training across runs (see docs/design.md)."""
+    from modelgate.training.isolated import train_in_subprocess
+
+    info = train_in_subprocess(cfg, features)
+    create_markdown_artifact(key="training", markdown=training_markdown(info), description="Training run")
     return info
+
+
+def training_markdown(info: dict) -> str:
+    lines = ["## Training", ""]
+    if "backend" in info:
+        lines.append(f"- backend / device: {info['backend']} / {info.get('device', 'unknown')}")
+    if "epochs_run" in info:
+        resumed = info.get("resumed_from_epoch")
+        reused = " (reused a finished training with the same inputs)" if info.get("reused") else ""
+        lines.append(f"- epochs run: {info['epochs_run']} (resumed after epoch {resumed}){reused}")
+    if "parameters" in info:
+        lines.append(
+            f"- parameters: {info['parameters']:,} ({info.get('trainable_parameters', 0):,} trainable)"
+        )
+    if "seconds" in info:
+        rate = info.get("examples_per_second")
+        lines.append(f"- wall time: {info['seconds']:.0f} s" + (f", {rate:.1f} examples/s" if rate else ""))
+    if "uri" in info:
+        lines.append(f"- staged model: `{info['uri']}`")
+    return "\n".join(lines) + "\n"

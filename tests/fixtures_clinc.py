@@ -52,3 +52,35 @@ def write_clinc_mirror(root: Path, payload: dict | None = None, variant: str = "
     (folder / f"data_{variant}.json").write_text(json.dumps(payload or make_clinc_payload()))
     (folder / "domains.json").write_text(json.dumps(FIXTURE_DOMAINS))
     return root
+
+
+def clinc_tiny_preset(root: Path) -> Path:
+    """A tiny random BERT preset whose vocabulary covers the fixture's words."""
+    import re
+
+    from tiny_preset import build_tiny_preset
+
+    words = set()
+    for rows in make_clinc_payload().values():
+        for text, _ in rows:
+            words.update(re.findall(r"[a-z]+", text.lower()))
+    return build_tiny_preset(Path(root) / "tiny-bert", extra_words=sorted(words))
+
+
+def write_clinc_config(tmp_path, mirror, preset, gate: dict | None = None) -> str:
+    """An intent-ood config file for the fixture: tiny encoder, two epochs, fixture bounds."""
+    import yaml
+
+    validation = {k: {split: list(b) for split, b in v.items()} for k, v in fixture_config_kwargs().items()}
+    config = {
+        "data": {"source": str(mirror), "variant": "full"},
+        "model": {"preset": str(preset), "sequence_length": 16, "num_inducing": 64},
+        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1.0e-3},
+        "evaluate": {"bootstrap_samples": 100},
+        "validation": validation,
+    }
+    if gate is not None:
+        config["gate"] = gate
+    path = Path(tmp_path) / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)

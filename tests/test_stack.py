@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import stat
 import subprocess
@@ -12,7 +11,7 @@ import sys
 
 import pytest
 
-from modelgate.processes import free_port, group_members, port_is_free, process_alive
+from modelgate.processes import free_port, group_members, process_alive
 from modelgate.seaweedfs import WeedPorts
 from modelgate.settings import Credentials, load_settings
 from modelgate.stack import (
@@ -24,6 +23,7 @@ from modelgate.stack import (
     stack_up,
 )
 from modelgate.storage import ObjectStore, StorageAuthError, StorageUnreachable
+from stack_env import local_stack_env as _stack_env
 
 
 def test_s3_server_refuses_wrong_keys_and_accepts_right_ones(s3_server, object_store):
@@ -79,27 +79,6 @@ def test_weed_ports_are_distinct_and_derived_from_the_s3_port():
     assert len(set(free)) == len(list(free))
 
 
-def _free_weed_base() -> int:
-    """A base port where the nine derived SeaweedFS ports and the admin gRPC port are all free."""
-    for _ in range(100):
-        base = random.randrange(20000, 50000)
-        ports = WeedPorts.derived(1, base).listening()
-        if all(port_is_free(p) for name, p in ports.items() if name != "s3"):
-            return base
-    raise RuntimeError("no free block of ports for SeaweedFS")
-
-
-def _stack_env(monkeypatch, tmp_path, s3_port: int, prefect_port: int) -> None:
-    monkeypatch.setenv("MODELGATE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MODELGATE_S3_PORT", str(s3_port))
-    monkeypatch.setenv("MODELGATE_PREFECT_PORT", str(prefect_port))
-    monkeypatch.setenv("MODELGATE_BUCKET", "stack-test")
-    monkeypatch.setenv("MODELGATE_WEED_PORT_BASE", str(_free_weed_base()))
-    for name in ("MODELGATE_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-
-
 def test_port_taken_by_another_process_is_named_with_its_variable(monkeypatch, tmp_path):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -110,7 +89,7 @@ def test_port_taken_by_another_process_is_named_with_its_variable(monkeypatch, t
             stack_up(load_settings())
     # Every port is checked before anything starts: S3 (free) was not started either.
     after = stack_status(load_settings(), probe=False)
-    assert [s.state for s in after.services] == ["stopped", "stopped"]
+    assert [s.state for s in after.services] == ["stopped", "stopped", "stopped"]
     assert not (tmp_path / "home" / "stack" / "run" / "s3.json").exists()
 
 

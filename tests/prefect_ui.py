@@ -1,0 +1,68 @@
+"""Driving the Prefect UI with Playwright, the way a person does: open a deployment, fill the
+custom-run form, follow the run, read its artifacts. Headless Chromium from Debian's `chromium`
+package (or PLAYWRIGHT_CHROMIUM_EXECUTABLE)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.request
+
+UI_TIMEOUT_MS = 180_000  # the UI is slow to render on a loaded 2-core machine
+
+
+def chromium_executable() -> str:
+    path = os.environ.get("PLAYWRIGHT_CHROMIUM_EXECUTABLE") or shutil.which("chromium")
+    if not path:
+        raise RuntimeError(
+            "no Chromium found: install Debian's `chromium` package (make test does) "
+            "or set PLAYWRIGHT_CHROMIUM_EXECUTABLE"
+        )
+    return path
+
+
+def api(api_url: str, path: str, body: dict | None = None):
+    request = urllib.request.Request(
+        f"{api_url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def start_custom_run(page, ui_url: str, deployment: str, profile: str) -> None:
+    """Deployments -> the deployment -> Run -> Custom run -> profile -> Submit."""
+    page.goto(f"{ui_url}/deployments", timeout=UI_TIMEOUT_MS)
+    page.get_by_role("link", name=deployment, exact=True).click(timeout=UI_TIMEOUT_MS)
+    run = page.get_by_role("button", name="Run", exact=True)
+    run.wait_for(timeout=UI_TIMEOUT_MS)
+    page.wait_for_load_state("networkidle", timeout=UI_TIMEOUT_MS)
+    run.click()
+    page.get_by_text("Custom run", exact=True).click(timeout=UI_TIMEOUT_MS)
+    page.get_by_text("profile (Optional)").wait_for(timeout=UI_TIMEOUT_MS)
+    select = page.get_by_role("button", name="default", exact=True)  # the profile's select
+    select.click()
+    options = page.get_by_role("listbox")
+    if not options.is_visible():
+        select.press("ArrowDown")  # the select opens on the keyboard when a click only focuses it
+    options.get_by_role("option", name=profile, exact=True).click()
+    assert page.get_by_role("button", name=profile, exact=True).is_visible()
+    page.get_by_role("button", name="Submit", exact=True).click()
+
+
+def wait_for_flow_run(api_url: str, deployment_id: str, timeout: float) -> dict:
+    """The deployment's flow run, once it reaches a final state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = api(api_url, "/flow_runs/filter", {
+            "deployments": {"id": {"any_": [deployment_id]}},
+            "sort": "START_TIME_DESC", "limit": 5, "offset": 0,
+        })
+        if runs and runs[0]["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return runs[0]
+        time.sleep(5)
+    raise AssertionError(f"no finished run of deployment {deployment_id} within {timeout:.0f} s")
