@@ -1,0 +1,304 @@
+"""nli: the stages of SNLI sentence-pair classification (entailment / neutral / contradiction).
+
+The recipe: a pretrained encoder with a classification head reads each pair packed into one
+sequence, ``[CLS] hypothesis [SEP] premise [SEP]``; pairs without a gold label (-1) are filtered
+out; AdamW with a triangular schedule (20% linear warmup, then linear decay to zero), 3 epochs,
+learning rate 1e-4, batch 16. Test accuracy is the headline metric; the temperature a predictor
+uses is fitted on the validation split, never on test.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from modelgate.config import DataConfig, PipelineConfig, load_config as _load_config
+from modelgate.data.snli import DATASET_NAME, LABEL_NAMES
+from modelgate.pipelines import classification as clf
+from modelgate.storage import ObjectStore
+from validations.snli import SnliValidationConfig
+
+NAME = "nli"
+DATASET = DATASET_NAME
+# The recipe's packing order: the hypothesis is the first segment, the premise the second.
+PAIR_ORDER = ("hypothesis", "premise")
+
+
+class SnliDataConfig(DataConfig):
+    train_fraction: float = Field(
+        0.2, gt=0.0, le=1.0, description="first fraction of SNLI train used, as the recipe's train[:20%]"
+    )
+    offline_validation_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0,
+        description="without a train split (the offline mirror): share of validation premises held "
+        "out for validation; the rest trains",
+    )
+    max_train_rows: int | None = Field(
+        None, ge=1, description="a seeded subsample of the train split, for quick runs (null = all)"
+    )
+
+
+class NliConfig(PipelineConfig):
+    data: SnliDataConfig = SnliDataConfig()
+    validation: SnliValidationConfig = SnliValidationConfig()
+
+
+def load_config(profile: str = "default", config_file=None, overrides=None) -> NliConfig:
+    return _load_config(NAME, NliConfig, profile, config_file, overrides)
+
+
+# -- ingest / validate -----------------------------------------------------------------------
+def training_protocol(frame) -> str:
+    return "published" if (frame["split"] == "train").any() else "offline"
+
+
+def ingest(cfg: NliConfig, store: ObjectStore):
+    """SNLI as one snapshot whose train/validation/test splits are exactly what the model sees."""
+    from modelgate.data.snapshot import snapshot_table
+    from modelgate.data.snli import apply_offline_protocol, load_snli, subsample_split
+
+    d = cfg.data
+    frame = load_snli(d.source, d.train_fraction, store=store)
+    protocol = training_protocol(frame)
+    if protocol == "published":
+        described = f"{d.source}: train[:{d.train_fraction:.0%}], validation, test"
+    else:
+        frame = apply_offline_protocol(frame, d.offline_validation_fraction, cfg.seed)
+        described = (
+            f"{d.source}: offline protocol (no train split): validation premises split by seed "
+            f"{cfg.seed} into train and validation ({d.offline_validation_fraction:.0%} held out); test"
+        )
+    if d.max_train_rows is not None:
+        frame = subsample_split(frame, "train", d.max_train_rows, cfg.seed)
+        described += f"; train subsampled to at most {d.max_train_rows} rows"
+    return snapshot_table(store, DATASET, frame, source=described, extra={"protocol": protocol})
+
+
+def validate(cfg: NliConfig, store: ObjectStore, snapshot: dict, run_id: str):
+    from modelgate.data.snapshot import DatasetSnapshot, load_snapshot
+    from validations.snli import validate_snli
+
+    snap = DatasetSnapshot.from_dict(snapshot)
+    return validate_snli(store, snap, run_id, cfg.validation, frame=load_snapshot(store, snap))
+
+
+# -- preprocess / train ----------------------------------------------------------------------
+def preprocess(cfg: NliConfig, store: ObjectStore, validated: dict) -> clf.FeatureSet:
+    """Every split's pairs become token arrays once, packed in the recipe's order."""
+    from modelgate.data.snapshot import load_snapshot
+    from modelgate.models.backbones import load_tokenizer, tokenizer_id
+    from modelgate.preprocess import cached_encode, encode_pairs, texts_sha256, token_cache_key
+
+    snapshot = validated["filtered_snapshot"]
+    frame = load_snapshot(store, snapshot)
+    tokenizer = load_tokenizer(cfg.model.preset)
+    tok_id = tokenizer_id(tokenizer)
+    length = cfg.model.sequence_length
+    token_keys, rows = {}, {}
+    for split, part in frame.groupby("split", sort=False):
+        first, second = (part[column].tolist() for column in PAIR_ORDER)
+        digest = texts_sha256(first, second)
+        cached_encode(store, digest, tok_id, length, lambda: encode_pairs(tokenizer, first, second, length))
+        token_keys[str(split)] = token_cache_key(digest, tok_id, length)
+        rows[str(split)] = len(part)
+    return clf.FeatureSet(
+        snapshot=snapshot, labels=list(LABEL_NAMES), preset=cfg.model.preset, tokenizer_id=tok_id,
+        sequence_length=length, token_keys=token_keys, rows=rows,
+    )
+
+
+def _split_xy(store: ObjectStore, features: clf.FeatureSet, frame, split: str):
+    x = clf.load_tokens(store, features, split)
+    # Label ids are SNLI's own integers: LABEL_NAMES is in that order.
+    y = frame.loc[frame["split"] == split, "label"].to_numpy(dtype=np.int32)
+    return x, y
+
+
+def train(cfg: NliConfig, store: ObjectStore, features: dict) -> clf.TrainedModel:
+    from modelgate.data.snapshot import load_snapshot
+
+    fs = clf.FeatureSet.from_dict(features)
+    frame = load_snapshot(store, fs.snapshot)
+    inference = {
+        "pipeline": NAME,
+        "task": "sentence-pair classification",
+        "preset": cfg.model.preset,
+        "head": cfg.model.head,
+        "sequence_length": cfg.model.sequence_length,
+        "pair_order": list(PAIR_ORDER),
+    }
+    return clf.train_and_stage(
+        cfg, store, fs,
+        train=_split_xy(store, fs, frame, "train"),
+        validation=_split_xy(store, fs, frame, "validation"),
+        inference=inference,
+    )
+
+
+# -- evaluate --------------------------------------------------------------------------------
+@dataclass
+class Evaluation:
+    metrics: dict[str, dict[str, Any]]
+    plots: dict[str, str]  # name -> s3 URI of a PNG
+    inference_updates: dict[str, Any] = field(default_factory=dict)
+    model_updates: dict[str, Any] = field(default_factory=dict)  # calibration set on the model
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(cfg: NliConfig, store: ObjectStore, trained: dict, features: dict, run_id: str) -> Evaluation:
+    from modelgate.data.snapshot import load_snapshot
+    from modelgate.evaluation import plots
+    from modelgate.evaluation.bootstrap import evaluate_multiclass_classifier, evaluate_per_class, metrics_to_dict
+    from modelgate.evaluation.calibration import fit_temperature, scaled_probabilities
+    from modelgate.evaluation.metrics import accuracy
+
+    fs = clf.FeatureSet.from_dict(features)
+    frame = load_snapshot(store, fs.snapshot)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = clf.fetch_staged_model(store, clf.TrainedModel.from_dict(trained), Path(tmp) / "model").model
+        factor = model.mean_field_factor if model.head == "sngp" else 0.0
+
+        def raw(split: str):
+            return model.predict_logits_and_variance(clf.load_tokens(store, fs, split), batch_size=128)
+
+        # The temperature is fitted on validation only; it never changes the predicted label.
+        val_logits, val_variance = raw("validation")
+        _, y_val = _split_xy(store, fs, frame, "validation")
+        temperature = (
+            fit_temperature(val_logits, val_variance, y_val, factor) if cfg.evaluate.calibrate else model.temperature
+        )
+        probs_test = scaled_probabilities(*raw("test"), factor, temperature)
+        _, y_test = _split_xy(store, fs, frame, "test")
+        predicted = probs_test.argmax(axis=1)
+        options = {"n_resamples": cfg.evaluate.bootstrap_samples, "seed": cfg.seed}
+        metrics = {
+            **evaluate_multiclass_classifier(probs_test, y_test, n_bins=cfg.evaluate.ece_bins, **options),
+            **evaluate_per_class(y_test, predicted, LABEL_NAMES, **options),
+        }
+        plot_dir = Path(tmp) / "plots"
+        plot_dir.mkdir()
+        files = {
+            "confusion_matrix": plots.plot_confusion_matrix(
+                y_test, predicted, plot_dir / "confusion_matrix.png", class_names=LABEL_NAMES,
+                title="SNLI test: confusion matrix",
+            ),
+            "reliability_diagram": plots.plot_reliability_diagram(
+                probs_test, y_test, plot_dir / "reliability_diagram.png", n_bins=cfg.evaluate.ece_bins
+            ),
+        }
+        uris = {}
+        for name, path in files.items():
+            key = f"runs/{NAME}/{run_id}/evaluation/{Path(path).name}"
+            store.upload_file(path, key)
+            uris[name] = store.uri(key)
+    val_accuracy = accuracy(y_val, val_logits.argmax(axis=1))
+    return Evaluation(
+        metrics=metrics_to_dict(metrics),
+        plots=uris,
+        model_updates={"temperature": temperature, "mean_field_factor": factor},
+        details={
+            "test_rows": int(len(y_test)),
+            "validation_rows": int(len(y_val)),
+            "train_rows": int(fs.rows.get("train", 0)),
+            "validation_accuracy": float(val_accuracy),
+            "temperature": float(temperature),
+            "test_label_counts": {name: int((y_test == i).sum()) for i, name in enumerate(LABEL_NAMES)},
+        },
+    )
+
+
+# -- serve -----------------------------------------------------------------------------------
+@dataclass
+class PairPrediction:
+    premise: str
+    hypothesis: str
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class NliPredictor:
+    """(premise, hypothesis) pairs in, label and class probabilities out, from a loaded model."""
+
+    def __init__(self, loaded):
+        self.loaded = loaded
+        self.sequence_length = int(loaded.inference["sequence_length"])
+        self.pair_order = tuple(loaded.inference.get("pair_order", PAIR_ORDER))
+
+    def predict_pairs(self, pairs: list[tuple[str, str]]) -> list[PairPrediction]:
+        from modelgate.preprocess import encode_pairs
+
+        rows = [{"premise": premise, "hypothesis": hypothesis} for premise, hypothesis in pairs]
+        first, second = ([row[part] for row in rows] for part in self.pair_order)
+        arrays = encode_pairs(self.loaded.tokenizer, first, second, self.sequence_length)
+        # The registered model applies the temperature fitted at evaluation itself.
+        probs = clf.softmax(clf.predict_arrays(self.loaded.model, arrays))
+        labels = self.loaded.labels
+        return [
+            PairPrediction(
+                premise=row["premise"],
+                hypothesis=row["hypothesis"],
+                label=labels[int(p.argmax())],
+                confidence=float(p.max()),
+                probabilities={name: float(value) for name, value in zip(labels, p)},
+            )
+            for row, p in zip(rows, probs)
+        ]
+
+    def format(self, predictions: list[PairPrediction]) -> str:
+        from modelgate.summary import text_table
+
+        names = list(self.loaded.labels)
+        rows = [
+            [p.premise, p.hypothesis, p.label, *[f"{p.probabilities[n]:.3f}" for n in names]]
+            for p in predictions
+        ]
+        return text_table(["premise", "hypothesis", "label", *[f"p({n})" for n in names]], rows)
+
+
+def predictor(loaded) -> NliPredictor:
+    return NliPredictor(loaded)
+
+
+def model_card(cfg: NliConfig) -> dict[str, Any]:
+    return {
+        "description": (
+            f"Natural language inference on SNLI: encoder `{cfg.model.preset}` with a "
+            f"{cfg.model.head} head reads `[CLS] hypothesis [SEP] premise [SEP]` and predicts "
+            "entailment, neutral or contradiction."
+        ),
+        "intended_use": (
+            "Deciding whether a hypothesis follows from, is neutral to, or contradicts a premise, "
+            "for short English descriptive sentences like SNLI's image captions. Pairs are given "
+            f"premise first: `modelgate predict {NAME}:VERSION --pair PREMISE HYPOTHESIS`."
+        ),
+        "training_data": {
+            "dataset": "SNLI 1.0, pairs with a gold label (label -1 filtered and quarantined)",
+            "source": cfg.data.source,
+            "train split": (
+                f"train[:{cfg.data.train_fraction:.0%}] when the source has SNLI train; otherwise "
+                f"the offline protocol: validation split by premise, "
+                f"{1 - cfg.data.offline_validation_fraction:.0%} train / "
+                f"{cfg.data.offline_validation_fraction:.0%} validation (seed {cfg.seed})"
+            ),
+        },
+        "evaluation_data": {"test": "SNLI test, pairs with a gold label (9824)"},
+        "limitations": [
+            "English only; trained on image-caption premises, so other genres (news, dialogue, "
+            "long documents) are out of distribution.",
+            "SNLI hypotheses carry annotation artefacts (negation words suggest contradiction); "
+            "the model may rely on them.",
+            f"Each pair is truncated to {cfg.model.sequence_length} tokens (round robin).",
+        ],
+    }
