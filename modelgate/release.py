@@ -94,6 +94,8 @@ def _prepare_version_dir(
         notes=_notes(evaluation.get("details", {})),
     )
     card = pipeline.model_card(cfg)
+    # What a predict call looks like for this task (a pair, two titles...), else one text.
+    predict_example = getattr(pipeline, "PREDICT_EXAMPLE", '"some text"')
     (report_dir / MODEL_CARD).write_text(
         render_model_card(
             model=cfg.pipeline,
@@ -101,7 +103,7 @@ def _prepare_version_dir(
             metrics=evaluation["metrics"],
             verdict=verdict,
             how_to_load=(
-                f"modelgate predict {cfg.pipeline}:{version} \"some text\"\n"
+                f"modelgate predict {cfg.pipeline}:{version} {predict_example}\n"
                 f"# or in Python: modelgate.predict.load_predictor(\"{cfg.pipeline}:{version}\")"
             ),
             **card,

@@ -310,3 +310,38 @@ def evaluate_correlation(
         f"{prefix}{name}": metric_value(f"{prefix}{name}", fn, predicted, gold, **options)
         for name, fn in (("pearson", m.pearson), ("spearman", m.spearman))
     }
+
+
+def evaluate_per_class(
+    labels,
+    predicted,
+    class_names,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> dict[str, MetricValue]:
+    """``precision_NAME``, ``recall_NAME`` and ``f1_NAME`` for every class, with intervals.
+
+    One confusion matrix per resample gives all three metrics of every class, so the cost does
+    not grow with the number of metrics. ``n`` of each metric is the total row count.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    predicted = np.asarray(predicted).astype(np.int64)
+    k = len(class_names)
+    point = m.per_class_precision_recall_f1(labels, predicted, k)
+    parts: dict[str, list[np.ndarray]] = {"precision": [], "recall": [], "f1": []}
+    if n_resamples > 0:
+        for rows in resample_indices(len(labels), n_resamples, seed):
+            resampled = m.per_class_precision_recall_f1(labels[rows], predicted[rows], k)
+            for key in parts:
+                parts[key].append(resampled[key])
+    out = {}
+    for key, samples in parts.items():
+        distribution = np.stack(samples) if samples else None  # (n_resamples, k)
+        for index, name in enumerate(class_names):
+            metric = f"{key}_{name}"
+            out[metric] = _interval_value(
+                metric, point[key][index],
+                None if distribution is None else distribution[:, index], len(labels), confidence,
+            )
+    return out

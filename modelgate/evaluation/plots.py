@@ -123,3 +123,57 @@ def plot_confusion_matrix(
     ax.set(xlabel="predicted class", ylabel="true class",
            title=f"{title}\naccuracy = {accuracy:.4f}, n = {int(counts.sum())}")
     return _save(fig, path)
+
+
+def plot_similarity_heatmaps(
+    matrices: dict[str, np.ndarray], labels: Sequence[str], path,
+    title: str = "Pairwise similarity",
+) -> Path:
+    """Square similarity matrices side by side (e.g. base vs tuned encoder), one shared colour scale."""
+    if not matrices:
+        raise ValueError("plot_similarity_heatmaps needs at least one matrix")
+    k = len(labels)
+    for name, matrix in matrices.items():
+        if np.shape(matrix) != (k, k):
+            raise ValueError(f"matrix {name!r} has shape {np.shape(matrix)}, expected ({k}, {k})")
+    panels = len(matrices)
+    fig = Figure(figsize=(5.2 * panels + 1, 5.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, panels))
+    image = None
+    for ax, (name, matrix) in zip(axes, matrices.items()):
+        matrix = np.asarray(matrix, dtype=float)
+        image = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), labels if ax is axes[0] else [""] * k, fontsize=8)
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if matrix[i, j] > 0.6 else "white")
+        ax.set_title(name)
+    fig.colorbar(image, ax=list(axes), label="similarity", shrink=0.8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_learning_curves(
+    points: Sequence[dict], path, metrics: Sequence[str], x: str = "epochs", group: str = "examples",
+    title: str = "Learning curves",
+) -> Path:
+    """One panel per metric: its value (and 95% interval band when ``METRIC_low``/``_high`` are
+    given) against ``x``, one line per value of ``group``. ``points`` are flat dicts."""
+    fig = Figure(figsize=(5.5 * len(metrics), 4.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    groups = sorted({p[group] for p in points})
+    for ax, metric in zip(axes, metrics):
+        for value in groups:
+            rows = sorted((p for p in points if p[group] == value), key=lambda p: p[x])
+            xs = [p[x] for p in rows]
+            line = ax.plot(xs, [p[metric] for p in rows], marker="o", label=f"{group} = {value}")[0]
+            if all(p.get(f"{metric}_low") is not None for p in rows):
+                ax.fill_between(xs, [p[f"{metric}_low"] for p in rows], [p[f"{metric}_high"] for p in rows],
+                                color=line.get_color(), alpha=0.12)
+        ax.set(xlabel=x, ylabel=metric, title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.suptitle(title)
+    return _save(fig, path)

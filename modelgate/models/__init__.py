@@ -16,6 +16,7 @@ from modelgate.models.gaussian_process import (
 )
 from modelgate.models.pooling import MaskedMeanPooling
 from modelgate.models.spectral_norm import SpectralNormDense
+from modelgate.models.siamese import SentenceEncoder, SiameseSimilarity
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -24,6 +25,8 @@ __all__ = [
     "EncoderClassifier",
     "MaskedMeanPooling",
     "RandomFeatureGaussianProcess",
+    "SentenceEncoder",
+    "SiameseSimilarity",
     "SpectralNormDense",
     "gp_layers",
     "load_backbone",

@@ -14,6 +14,9 @@ from types import ModuleType
 # means one line here.
 PIPELINES: dict[str, tuple[str, str]] = {
     "intent-ood": ("modelgate.pipelines.intent_ood", "flows.intent_ood:intent_ood"),
+    "nli": ("modelgate.pipelines.nli", "flows.nli:nli"),
+    "job-similarity": ("modelgate.pipelines.job_similarity", "flows.job_similarity:job_similarity"),
+    "toxicity": ("modelgate.pipelines.toxicity", "flows.toxicity:toxicity"),
 }
 
 

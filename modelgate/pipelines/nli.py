@@ -24,6 +24,7 @@ from modelgate.storage import ObjectStore
 from validations.snli import SnliValidationConfig
 
 NAME = "nli"
+PREDICT_EXAMPLE = '--pair "A man is playing a guitar." "A man is making music."'
 DATASET = DATASET_NAME
 # The recipe's packing order: the hypothesis is the first segment, the premise the second.
 PAIR_ORDER = ("hypothesis", "premise")

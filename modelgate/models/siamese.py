@@ -1,0 +1,131 @@
+"""A siamese bi-encoder: one shared sentence encoder for both titles, angular similarity out.
+
+    left tokens  -> SentenceEncoder -\
+                                      cosine -> clip -> 1 - arccos(cos) / pi   (in [0, 1])
+    right tokens -> SentenceEncoder -/   (the same layer, so the same weights)
+
+``SentenceEncoder`` (backbone + masked mean pooling) is what gets registered: it embeds any text on
+its own, and the similarity of two titles is computed from two embeddings. ``SiameseSimilarity``
+exists for training only. Inputs are the token-array dicts of ``modelgate.preprocess``; the siamese
+model takes them flattened with ``left_`` / ``right_`` prefixes so Keras sees one flat dict.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from modelgate.models.classifier import _backbone_input_names, _backbone_output_dim
+from modelgate.models.pooling import MaskedMeanPooling
+
+SIDES = ("left", "right")
+# arccos has an infinite slope at +-1: clipping just inside keeps gradients finite.
+COSINE_CLIP = 1.0 - 1e-6
+
+
+@keras.saving.register_keras_serializable(package="modelgate")
+class SentenceEncoder(keras.Model):
+    """Token arrays -> mean-pooled sentence embedding [B, hidden]."""
+
+    def __init__(self, backbone, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.embedding_dim = _backbone_output_dim(backbone)
+        self.backbone_input_names = tuple(_backbone_input_names(backbone))
+        # BERT's [CLS] pooler is unused under mean pooling: frozen, it gets no optimizer slots.
+        pooler = getattr(self.backbone, "pooled_dense", None)
+        if pooler is not None:
+            pooler.trainable = False
+        self.pooling = MaskedMeanPooling(name="pooling")
+        self.built = True
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self.backbone_input_names, "padding_mask"]))
+
+    def call(self, inputs, training=None):
+        outputs = self.backbone({name: inputs[name] for name in self.backbone_input_names}, training=training)
+        sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+        return self.pooling(sequence, inputs["padding_mask"])
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.embedding_dim)
+
+    def embed_arrays(self, arrays: dict[str, np.ndarray], batch_size: int = 128) -> np.ndarray:
+        """Numpy embeddings [N, hidden] of a dict of token arrays, batch by batch."""
+        count = len(arrays["padding_mask"])
+        if count == 0:
+            return np.zeros((0, self.embedding_dim), dtype="float32")
+        parts = []
+        for start in range(0, count, batch_size):
+            batch = {k: ops.convert_to_tensor(arrays[k][start : start + batch_size]) for k in self.input_names}
+            parts.append(ops.convert_to_numpy(self(batch, training=False)))
+        return np.concatenate(parts).astype("float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+def angular_similarity(left, right):
+    """1 - arccos(cos(left, right)) / pi for batches of vectors (backend tensors), in [0, 1]."""
+    left = left / ops.maximum(ops.norm(left, axis=-1, keepdims=True), 1e-12)
+    right = right / ops.maximum(ops.norm(right, axis=-1, keepdims=True), 1e-12)
+    cosine = ops.clip(ops.sum(left * right, axis=-1), -COSINE_CLIP, COSINE_CLIP)
+    return 1.0 - ops.arccos(cosine) / math.pi
+
+
+def cosine_similarity_np(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    left = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-12)
+    right = right / np.maximum(np.linalg.norm(right, axis=-1, keepdims=True), 1e-12)
+    return np.sum(left * right, axis=-1)
+
+
+def angular_from_cosine(cosine: np.ndarray) -> np.ndarray:
+    return 1.0 - np.arccos(np.clip(cosine, -1.0, 1.0)) / math.pi
+
+
+@keras.saving.register_keras_serializable(package="modelgate")
+class SiameseSimilarity(keras.Model):
+    """Both titles through one shared ``SentenceEncoder``; outputs angular similarity [B]."""
+
+    def __init__(self, encoder: SentenceEncoder, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.built = True
+
+    def call(self, inputs, training=None):
+        left, right = (
+            self.encoder({name: inputs[f"{side}_{name}"] for name in self.encoder.input_names}, training=training)
+            for side in SIDES
+        )
+        return angular_similarity(left, right)
+
+    def compute_output_shape(self, input_shape):
+        return (None,)
+
+    def get_config(self):
+        config = super().get_config()
+        config["encoder"] = keras.saving.serialize_keras_object(self.encoder)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+def pair_inputs(left: dict[str, np.ndarray], right: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
+    """Two token-array dicts -> the flat ``left_*`` / ``right_*`` dict ``SiameseSimilarity`` takes."""
+    return {f"{side}_{name}": arrays[name] for side, arrays in zip(SIDES, (left, right)) for name in names}

@@ -1,0 +1,148 @@
+"""Fine-tuning a similarity regressor (the siamese encoder): MSE on targets in [0, 1], Adam with
+gradient-norm clipping, early stopping on validation loss, TensorBoard logs, S3 checkpoints.
+
+Like ``train_classifier`` it runs one ``fit`` per epoch with the epoch's order drawn from
+(seed, epoch), so a run resumed from its checkpoint sees the same batches. Early stopping is done
+here rather than by ``keras.callbacks.EarlyStopping`` because that callback forgets its state at
+every ``fit``; the per-epoch validation losses are kept beside the checkpoints (``history.json``)
+so a resumed run stops where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from modelgate.storage import NotFound
+from modelgate.training.checkpoint import S3Checkpointer
+from modelgate.training.trainer import TrainResult, _num_examples, _take, _TrainClock, describe_device, set_seed
+
+HISTORY_FILE = "history.json"
+
+
+@dataclass
+class SimilarityTrainSettings:
+    """The siamese recipe: Adam lr 1e-5, clipnorm 1.0, MSE, early stopping patience 3 / 0.001."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 1e-5
+    clipnorm: float | None = 1.0
+    patience: int = 3
+    min_delta: float = 0.001
+    seed: int = 42
+    verbose: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0 or self.patience < 1:
+            raise ValueError(
+                f"invalid similarity training settings: epochs={self.epochs}, batch_size="
+                f"{self.batch_size}, learning_rate={self.learning_rate}, patience={self.patience} "
+                "(epochs, batch_size, patience >= 1 and learning_rate > 0)"
+            )
+
+
+@dataclass
+class EarlyStop:
+    """Keras EarlyStopping's rule on val_loss (mode min), replayable from the loss history."""
+
+    patience: int
+    min_delta: float
+
+    def should_stop(self, losses: list[float]) -> bool:
+        best, wait = math.inf, 0
+        for loss in losses:
+            if loss < best - self.min_delta:
+                best, wait = loss, 0
+            else:
+                wait += 1
+                if wait >= self.patience:
+                    return True
+        return False
+
+
+def compile_regressor(model, settings: SimilarityTrainSettings) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=settings.learning_rate, clipnorm=settings.clipnorm),
+        loss=keras.losses.MeanSquaredError(),
+        metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+    )
+
+
+def _tensorboard(log_dir: Path | None) -> list:
+    """A TensorBoard callback when a log dir is given and TensorFlow (its writer) is installed."""
+    if log_dir is None:
+        return []
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401
+    except ImportError:
+        print("tensorflow/tensorboard are not installed: no TensorBoard logs for this run", flush=True)
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, update_freq="epoch")]
+
+
+def train_similarity(
+    model,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    settings: SimilarityTrainSettings,
+    checkpointer: S3Checkpointer | None = None,
+    log_dir: Path | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Fit ``model`` (token-array dict -> similarity) to targets; stop early on validation loss."""
+    set_seed(settings.seed)
+    count = _num_examples(x_train)
+    y_train = np.asarray(y_train, dtype="float32")
+    if count == 0:
+        raise ValueError("x_train is empty: nothing to train on")
+    if len(y_train) != count:
+        raise ValueError(f"x_train has {count} pairs but y_train has {len(y_train)} targets")
+    compile_regressor(model, settings)
+    resumed = checkpointer.restore(model) if checkpointer is not None else None
+    losses: list[float] = []
+    if resumed and checkpointer is not None:
+        try:
+            losses = list(checkpointer.store.get_json(f"{checkpointer.prefix}/{HISTORY_FILE}")["val_loss"])[:resumed]
+        except NotFound:
+            losses = []
+    rule = EarlyStop(settings.patience, settings.min_delta)
+    clock = _TrainClock()
+    epoch_callbacks = [clock, *_tensorboard(log_dir), *(callbacks or [])]
+    if checkpointer is not None:
+        epoch_callbacks.append(checkpointer)
+    validation = (x_val, np.asarray(y_val, dtype="float32"))
+    history: dict[str, list[float]] = {}
+    start = resumed or 0
+    epoch = start
+    while epoch < settings.epochs and not rule.should_stop(losses):
+        order = np.random.default_rng([settings.seed, epoch]).permutation(count)
+        fitted = model.fit(
+            _take(x_train, order), y_train[order], validation_data=validation,
+            batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+            shuffle=False, callbacks=epoch_callbacks, verbose=settings.verbose,
+        )
+        for name, values in fitted.history.items():
+            history.setdefault(name, []).extend(float(v) for v in values)
+        losses.append(float(fitted.history["val_loss"][-1]))
+        if checkpointer is not None:
+            checkpointer.store.put_json(f"{checkpointer.prefix}/{HISTORY_FILE}", {"val_loss": losses})
+        epoch += 1
+    history["stopped_early"] = [1.0 if rule.should_stop(losses) else 0.0]
+    epochs_run = epoch - start
+    return TrainResult(
+        epochs_run=epochs_run,
+        resumed_from_epoch=resumed,
+        history=history,
+        seconds=clock.seconds,
+        examples_per_second=(count * epochs_run / clock.seconds) if clock.seconds > 0 else 0.0,
+        device=describe_device()["device"],
+        seed=settings.seed,
+    )
