@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PIPELINE ?= intent-ood
 PROFILE ?= quick
 
-.PHONY: install run test stack-up stack-down bench
+.PHONY: install browser run test stack-up stack-down deploy bench
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,16 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/modelgate run $(PIPELINE) --profile $(PROFILE)
 
-test: install
+# The browser test drives Debian's chromium package; install it when it is missing (apt, as root or
+# with sudo). PLAYWRIGHT_CHROMIUM_EXECUTABLE points at another Chromium instead.
+browser:
+	@if [ -z "$$PLAYWRIGHT_CHROMIUM_EXECUTABLE" ] && ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium package for the browser test"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+
+test: install browser
 	$(BIN)/python -m pytest
 
 stack-up: install
@@ -26,6 +35,9 @@ stack-up: install
 
 stack-down: install
 	$(BIN)/modelgate stack down
+
+deploy: install
+	$(BIN)/modelgate deploy
 
 bench: install
 	$(BIN)/python benchmarks/intent_ood.py

@@ -72,7 +72,7 @@ def test_a_quick_run_started_from_the_ui_completes_with_its_metrics(ui_stack):
             assert run["state"]["type"] == "COMPLETED", run["state"]
 
             page.goto(f"{ui_url}/runs/flow-run/{run['id']}", timeout=UI_TIMEOUT_MS)
-            page.get_by_role("tab", name="Artifacts").click(timeout=UI_TIMEOUT_MS)
+            page.get_by_text("Artifacts", exact=True).click(timeout=UI_TIMEOUT_MS)
             for key in ("metrics", "gate-verdict", "report"):
                 page.get_by_text(key, exact=True).first.wait_for(timeout=UI_TIMEOUT_MS)
             page.get_by_text("ood_auprc").first.wait_for(timeout=UI_TIMEOUT_MS)

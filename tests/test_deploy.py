@@ -1,0 +1,71 @@
+"""`modelgate deploy` against a real Prefect server: every deployment of prefect.yaml, with the
+typed run form, inactive schedules, the process work pool and the `gpu` concurrency limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelgate.deploy import DeployError, declared_deployments, deploy, find_project_dir
+from prefect_ui import api
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_declared_deployment_is_registered_with_its_form_and_schedule(prefect_server, monkeypatch):
+    monkeypatch.setenv("MODELGATE_WORK_POOL", "modelgate-deploy-test")
+    declared = declared_deployments(REPO)
+    assert "intent-ood/train-intent-ood" in declared and "promote-model/promote" in declared
+    result = deploy(prefect_server, REPO, gpu_slots=2)
+    assert result.deployments == declared and result.work_pool == "modelgate-deploy-test"
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    stored = api(prefect_server, "/deployments/filter", {"limit": 50, "offset": 0})
+    by_name = {d["name"]: d for d in stored}
+    for entry in spec:
+        deployment = by_name[entry["name"]]
+        assert deployment["work_pool_name"] == "modelgate-deploy-test"
+        assert deployment["entrypoint"] == entry["entrypoint"]
+        assert deployment["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+        ]
+        properties = deployment["parameter_openapi_schema"]["properties"]
+        assert all(p.get("description") for p in properties.values()), entry["name"]
+        if entry["name"].startswith("train-"):
+            # The UI's profile field is a choice of the pipeline's config profiles.
+            profile = properties["profile"]
+            choices = profile.get("enum") or [c for o in profile.get("anyOf", []) for c in o.get("enum", [])]
+            assert {"default", "quick"} <= set(choices), profile
+            [schedule] = deployment["schedules"]
+            assert schedule["active"] is False and schedule["schedule"]["cron"] == "0 3 * * 1"
+
+    promote = by_name["promote"]["parameter_openapi_schema"]
+    assert promote["required"] == ["model", "version"]
+    assert promote["properties"]["version"]["type"] == "integer"
+
+    pool = api(prefect_server, "/work_pools/modelgate-deploy-test")
+    assert pool["type"] == "process"
+    limit = api(prefect_server, "/concurrency_limits/tag/gpu")
+    assert limit["concurrency_limit"] == 2
+
+    # Deploying again updates in place: no duplicates.
+    deploy(prefect_server, REPO, ["promote-model/promote"])
+    again = api(prefect_server, "/deployments/filter", {"limit": 50, "offset": 0})
+    assert len(again) == len(stored)
+
+
+def test_bad_project_files_are_named(tmp_path):
+    with pytest.raises(DeployError, match="no prefect.yaml"):
+        find_project_dir(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(
+        {"deployments": [{"name": "x", "entrypoint": "flows/missing.py:f"}]}
+    ))
+    assert find_project_dir(tmp_path) == tmp_path
+    with pytest.raises(DeployError, match="points at missing flows/missing.py"):
+        declared_deployments(tmp_path)
+    with pytest.raises(DeployError, match=r"not declared in prefect.yaml: \['nope/x'\]"):
+        (tmp_path / "flows" / "missing.py").write_text("from prefect import flow\n\n@flow(name='real')\ndef f():\n    pass\n")
+        deploy("http://127.0.0.1:9/api", tmp_path, ["nope/x"])
