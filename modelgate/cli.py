@@ -18,7 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-stack_app = typer.Typer(help="The local stack: SeaweedFS S3 and a Prefect server on 127.0.0.1.")
+stack_app = typer.Typer(help="The local stack: SeaweedFS S3, a Prefect server and its worker, on 127.0.0.1.")
 registry_app = typer.Typer(help="Browse registered model versions.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(registry_app, name="registry")
@@ -40,7 +40,7 @@ def _print_json(payload) -> None:
 # -- stack -----------------------------------------------------------------------------------
 @stack_app.command("up")
 def stack_up(as_json: JsonFlag = False) -> None:
-    """Start SeaweedFS and the Prefect server (only what is not already running)."""
+    """Start SeaweedFS, the Prefect server and a worker (only what is not already running)."""
     from modelgate import stack
     from modelgate.settings import load_settings
 
@@ -76,7 +76,7 @@ def stack_status(as_json: JsonFlag = False) -> None:
 # -- run -------------------------------------------------------------------------------------
 @app.command("run")
 def run(
-    pipeline: Annotated[str, typer.Argument(help="intent-ood")],
+    pipeline: Annotated[str, typer.Argument(help="intent-ood, nli, toxicity or job-similarity")],
     profile: Annotated[str, typer.Option(help="default, or a named profile such as quick")] = "default",
     config: Annotated[Optional[str], typer.Option("--config", help="YAML file merged over the defaults")] = None,
     overrides: Annotated[
