@@ -65,7 +65,8 @@ def test_a_quick_run_started_from_the_ui_completes_with_its_metrics(ui_stack):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             start_custom_run(page, ui_url, DEPLOYMENT, "quick")
-            page.get_by_text("scheduled to start").wait_for(timeout=UI_TIMEOUT_MS)
+            # The confirmation toast (rendered more than once by the UI, hence .first).
+            page.get_by_text("scheduled to start").first.wait_for(timeout=UI_TIMEOUT_MS)
 
             run = wait_for_flow_run(api_url, deployment["id"], RUN_TIMEOUT_S)
             assert run["parameters"]["profile"] == "quick"  # what the form sent
@@ -80,6 +81,10 @@ def test_a_quick_run_started_from_the_ui_completes_with_its_metrics(ui_stack):
             page.screenshot(path=str(shots / "prefect-ui-quick-run-artifacts.png"), full_page=True)
             browser.close()
 
+    runs = api(api_url, "/flow_runs/filter", {
+        "deployments": {"id": {"any_": [deployment["id"]]}}, "limit": 10, "offset": 0,
+    })
+    assert [r["id"] for r in runs] == [run["id"]]  # one Submit, one run
     version = Registry.from_settings(settings).resolve("intent-ood")
     assert version.manifest["prefect_flow_run_id"] == run["id"]
     assert version.manifest["config"]["profile"] == "quick"
