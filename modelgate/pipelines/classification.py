@@ -58,7 +58,12 @@ def tokenize_splits(
     cfg: PipelineConfig, store: ObjectStore, snapshot: dict, frame, labels: Sequence[str], text_column: str
 ) -> FeatureSet:
     from modelgate.models.backbones import load_tokenizer, tokenizer_id
-    from modelgate.preprocess import cached_encode, encode_texts, texts_sha256, token_cache_key
+    from modelgate.preprocess import (
+        cached_encode,
+        encode_texts,
+        texts_sha256,
+        token_cache_key,
+    )
 
     tokenizer = load_tokenizer(cfg.model.preset)
     tok_id = tokenizer_id(tokenizer)

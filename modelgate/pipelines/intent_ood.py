@@ -8,13 +8,15 @@ uses is tuned on the validation splits, never on test.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelgate.config import PipelineConfig, load_config as _load_config
+from modelgate.config import PipelineConfig
+from modelgate.config import load_config as _load_config
+from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
 from modelgate.storage import ObjectStore
 from validations.clinc import ClincValidationConfig
@@ -92,16 +94,6 @@ def train(cfg: IntentOodConfig, store: ObjectStore, features: dict) -> clf.Train
 
 
 # -- evaluate --------------------------------------------------------------------------------
-@dataclass
-class Evaluation:
-    metrics: dict[str, dict[str, Any]]
-    plots: dict[str, str]  # name -> s3 URI of a PNG
-    inference_updates: dict[str, Any] = field(default_factory=dict)
-    model_updates: dict[str, Any] = field(default_factory=dict)  # calibration set on the model
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def ood_threshold_from_validation(conf_in: np.ndarray, conf_ood: np.ndarray) -> float:
@@ -121,7 +113,11 @@ def evaluate(
     from modelgate.data.snapshot import load_snapshot
     from modelgate.evaluation import plots
     from modelgate.evaluation.bootstrap import evaluate_ood_classifier, metrics_to_dict
-    from modelgate.evaluation.calibration import Calibration, scaled_probabilities, tune_calibration
+    from modelgate.evaluation.calibration import (
+        Calibration,
+        scaled_probabilities,
+        tune_calibration,
+    )
     from modelgate.evaluation.metrics import ood_labels_and_scores
 
     fs = clf.FeatureSet.from_dict(features)

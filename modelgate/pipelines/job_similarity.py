@@ -11,15 +11,17 @@ artifact is the encoder alone, so it embeds any text and scores any pair.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from modelgate.config import PipelineConfig, Section, load_config as _load_config
+from modelgate.config import PipelineConfig, Section
+from modelgate.config import load_config as _load_config
 from modelgate.data.esco import DATASET_NAME, DEFAULT_SCORES, SPLITS
+from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
 from modelgate.storage import NotFound, ObjectStore
 from validations.esco_pairs import EscoPairsValidationConfig
@@ -193,16 +195,6 @@ def train(cfg: JobSimilarityConfig, store: ObjectStore, features: dict) -> Train
 
 
 # -- evaluate --------------------------------------------------------------------------------
-@dataclass
-class Evaluation:
-    metrics: dict[str, dict[str, Any]]
-    plots: dict[str, str]  # name -> s3 URI of a PNG
-    inference_updates: dict[str, Any] = field(default_factory=dict)
-    model_updates: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _cosines(encoder, left: dict, right: dict) -> np.ndarray:

@@ -10,15 +10,17 @@ uses is fitted on the validation split, never on test.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from modelgate.config import DataConfig, PipelineConfig, load_config as _load_config
+from modelgate.config import DataConfig, PipelineConfig
+from modelgate.config import load_config as _load_config
 from modelgate.data.snli import DATASET_NAME, LABEL_NAMES
+from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
 from modelgate.storage import ObjectStore
 from validations.snli import SnliValidationConfig
@@ -93,7 +95,12 @@ def preprocess(cfg: NliConfig, store: ObjectStore, validated: dict) -> clf.Featu
     """Every split's pairs become token arrays once, packed in the recipe's order."""
     from modelgate.data.snapshot import load_snapshot
     from modelgate.models.backbones import load_tokenizer, tokenizer_id
-    from modelgate.preprocess import cached_encode, encode_pairs, texts_sha256, token_cache_key
+    from modelgate.preprocess import (
+        cached_encode,
+        encode_pairs,
+        texts_sha256,
+        token_cache_key,
+    )
 
     snapshot = validated["filtered_snapshot"]
     frame = load_snapshot(store, snapshot)
@@ -142,22 +149,16 @@ def train(cfg: NliConfig, store: ObjectStore, features: dict) -> clf.TrainedMode
 
 
 # -- evaluate --------------------------------------------------------------------------------
-@dataclass
-class Evaluation:
-    metrics: dict[str, dict[str, Any]]
-    plots: dict[str, str]  # name -> s3 URI of a PNG
-    inference_updates: dict[str, Any] = field(default_factory=dict)
-    model_updates: dict[str, Any] = field(default_factory=dict)  # calibration set on the model
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def evaluate(cfg: NliConfig, store: ObjectStore, trained: dict, features: dict, run_id: str) -> Evaluation:
     from modelgate.data.snapshot import load_snapshot
     from modelgate.evaluation import plots
-    from modelgate.evaluation.bootstrap import evaluate_multiclass_classifier, evaluate_per_class, metrics_to_dict
+    from modelgate.evaluation.bootstrap import (
+        evaluate_multiclass_classifier,
+        evaluate_per_class,
+        metrics_to_dict,
+    )
     from modelgate.evaluation.calibration import fit_temperature, scaled_probabilities
     from modelgate.evaluation.metrics import accuracy
 

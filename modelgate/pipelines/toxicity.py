@@ -9,7 +9,7 @@ label list and read at the label tokens (the family follows from the preset; see
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from modelgate.config import (
     TrainConfig,
 )
 from modelgate.config import load_config as _load_config
+from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
 from modelgate.pipelines import toxicity_models as tm
 from modelgate.storage import NotFound, ObjectStore
@@ -250,16 +251,6 @@ def train(cfg: ToxicityConfig, store: ObjectStore, features: dict) -> clf.Traine
 
 
 # -- evaluate --------------------------------------------------------------------------------
-@dataclass
-class Evaluation:
-    metrics: dict[str, dict[str, Any]]
-    plots: dict[str, str]  # name -> s3 URI of a PNG
-    inference_updates: dict[str, Any] = field(default_factory=dict)
-    model_updates: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def test_probabilities(cfg: ToxicityConfig, store: ObjectStore, trained: dict, features: dict):
