@@ -62,12 +62,21 @@ def test_flow_registers_encoder_with_comparison_and_predicts(tmp_path, flow_env,
     from modelgate.predict import load_predictor
     from modelgate.runner import run_pipeline
 
+    from modelgate.pipelines.job_similarity import load_config
+
+    # The packaged gate is the recipe's: STS-B Pearson at most 0.02 below the base encoder, held-out
+    # ESCO Spearman at least 0.05 above it.
+    packaged = {(t.metric, t.min) for t in load_config("default").gate.thresholds}
+    assert packaged == {("stsb_pearson_change", -0.02), ("esco_spearman_gain", 0.05)}
+    # Here the ESCO gain must exceed 2, which no change of a correlation can: a failed gate,
+    # whatever a tiny random encoder happens to learn; the version is registered all the same.
+    gate = {"thresholds": [{"metric": "stsb_pearson_change", "min": -0.02},
+                           {"metric": "esco_spearman_gain", "min": 2.01}]}
     mirror = write_esco_mirror(tmp_path / "mirror")
-    outcome = run_pipeline("job-similarity", config_file=write_config(tmp_path, mirror, tiny_preset))
+    outcome = run_pipeline("job-similarity", config_file=write_config(tmp_path, mirror, tiny_preset, gate))
     assert outcome.exit_code == 0, outcome.error
     summary = outcome.summary
     assert summary["version"] == 1
-    # A tiny random encoder cannot gain 0.05 Spearman on ESCO: registered, marked failed.
     assert summary["verdict"]["decision"] == "fail"
     checks = {c["metric"]: c for c in summary["verdict"]["checks"] if c["kind"] == "absolute"}
     assert set(checks) == {"stsb_pearson_change", "esco_spearman_gain"}
