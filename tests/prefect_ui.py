@@ -66,3 +66,12 @@ def wait_for_flow_run(api_url: str, deployment_id: str, timeout: float) -> dict:
             return runs[0]
         time.sleep(5)
     raise AssertionError(f"no finished run of deployment {deployment_id} within {timeout:.0f} s")
+
+
+def artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
+    """Keys of a flow run's artifacts (explicit paging: this client's defaults send nulls)."""
+    artifacts = api(api_url, "/artifacts/filter", {
+        "artifacts": {"flow_run_id": {"any_": [flow_run_id]}},
+        "sort": "CREATED_DESC", "limit": 200, "offset": 0,
+    })
+    return {a["key"] for a in artifacts if a.get("key")}

@@ -16,6 +16,7 @@ from fixtures_clinc import (
     write_clinc_config as write_config,
     write_clinc_mirror,
 )
+from prefect_ui import artifact_keys
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +30,6 @@ def tiny_preset(tmp_path_factory):
 def flow_env(monkeypatch, modelgate_env, prefect_server):
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     return modelgate_env
-
-
-def _artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
-    import httpx
-
-    response = httpx.post(
-        f"{api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0,
-              "sort": "CREATED_DESC"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {a["key"] for a in response.json() if a.get("key")}
 
 
 def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_env, object_store, tiny_preset):
@@ -80,7 +68,7 @@ def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_e
         assert metric["low"] - 0.05 <= metric["value"] <= metric["high"] + 0.05
     assert "ood_threshold" in json.loads(object_store.get_bytes(f"{prefix}/inference.json"))
 
-    keys = _artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
+    keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
     assert {"metrics", "gate-verdict", "report", "validation", "training", "model-version"} <= keys
     assert {"plot-reliability-diagram", "plot-ood-precision-recall", "plot-ood-roc"} <= keys
 

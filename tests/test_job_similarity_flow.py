@@ -13,6 +13,7 @@ import yaml
 
 from fixtures_esco import FIXTURE_DATA, FIXTURE_VALIDATION, fixture_words, write_esco_mirror
 from tiny_preset import build_tiny_preset
+from prefect_ui import artifact_keys
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +42,6 @@ def write_config(tmp_path, mirror, preset, gate=None) -> str:
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
-
-
-def _artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
-    import httpx
-
-    response = httpx.post(
-        f"{api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {a["key"] for a in response.json() if a.get("key")}
 
 
 def test_flow_registers_encoder_with_comparison_and_predicts(tmp_path, flow_env, object_store, tiny_preset):
@@ -102,7 +91,7 @@ def test_flow_registers_encoder_with_comparison_and_predicts(tmp_path, flow_env,
     inference = json.loads(object_store.get_bytes(f"{prefix}/inference.json"))
     assert inference["task"] == "similarity" and inference["sequence_length"] == 8
 
-    keys = _artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
+    keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
     assert {"metrics", "gate-verdict", "report", "validation", "training", "plot-title-similarity-heatmap"} <= keys
 
     predictor = load_predictor("job-similarity:1", object_store)

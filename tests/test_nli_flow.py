@@ -14,6 +14,7 @@ import yaml
 
 from fixtures_snli import fixture_validation_config, fixture_words, make_snli_rows, write_snli_mirror
 from tiny_preset import build_tiny_preset
+from prefect_ui import artifact_keys
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +44,6 @@ def write_config(tmp_path, mirror, preset) -> str:
 def flow_env(monkeypatch, modelgate_env, prefect_server):
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     return modelgate_env
-
-
-def _artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
-    import httpx
-
-    response = httpx.post(
-        f"{api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0,
-              "sort": "CREATED_DESC"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {a["key"] for a in response.json() if a.get("key")}
 
 
 def test_flow_quarantines_no_gold_rows_registers_and_predicts_pairs(tmp_path, flow_env, object_store, tiny_preset):
@@ -104,7 +92,7 @@ def test_flow_quarantines_no_gold_rows_registers_and_predicts_pairs(tmp_path, fl
     assert inference["pair_order"] == ["hypothesis", "premise"]
     assert json.loads(object_store.get_bytes(f"{prefix}/labels.json")) == LABELS
 
-    keys = _artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
+    keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
     assert {"metrics", "gate-verdict", "report", "validation", "training", "model-version",
             "plot-confusion-matrix", "plot-reliability-diagram"} <= keys
 

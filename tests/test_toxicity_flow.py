@@ -17,6 +17,7 @@ from fixtures_ethos import (
     write_ethos_mirror,
 )
 from tiny_preset import build_tiny_preset
+from prefect_ui import artifact_keys
 
 pytestmark = pytest.mark.slow
 CLASSES = {"hateful", "not_hateful"}
@@ -47,18 +48,6 @@ def write_config(tmp_path, mirror, preset, **model) -> str:
     return str(path)
 
 
-def _artifact_keys(api_url: str, flow_run_id: str) -> set[str]:
-    import httpx
-
-    response = httpx.post(
-        f"{api_url}/artifacts/filter",
-        json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200, "offset": 0},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {a["key"] for a in response.json() if a.get("key")}
-
-
 def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, flow_env, object_store, tiny_bert):
     from typer.testing import CliRunner
 
@@ -87,7 +76,7 @@ def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, flow_env, 
     inference = json.loads(object_store.get_bytes(f"{prefix}/inference.json"))
     assert inference["family"] == "encoder" and inference["storage"] == "whole" and inference["lora_rank"] == 4
 
-    keys = _artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
+    keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
     assert {"validation", "training", "metrics", "gate-verdict", "report", "model-version",
             "plot-roc-curve", "plot-confusion-matrix"} <= keys
 
