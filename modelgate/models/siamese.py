@@ -4,7 +4,8 @@
                                       cosine -> clip -> 1 - arccos(cos) / pi   (in [0, 1])
     right tokens -> SentenceEncoder -/   (the same layer, so the same weights)
 
-``SentenceEncoder`` (backbone + masked mean pooling) is what gets registered: it embeds any text on
+``SentenceEncoder`` (backbone + masked mean pooling, or the backbone's own sentence embedding when
+it has one, as USE does) is what gets registered: it embeds any text on
 its own, and the similarity of two titles is computed from two embeddings. ``SiameseSimilarity``
 exists for training only. Inputs are the token-array dicts of ``modelgate.preprocess``; the siamese
 model takes them flattened with ``left_`` / ``right_`` prefixes so Keras sees one flat dict.
@@ -26,19 +27,42 @@ SIDES = ("left", "right")
 COSINE_CLIP = 1.0 - 1e-6
 
 
+POOLING_MODES = ("auto", "mean", "backbone")
+
+
+def resolve_pooling(backbone, pooling: str = "auto") -> str:
+    """"mean" (masked mean of the token vectors) or "backbone" (the encoder's own sentence
+    embedding, for backbones that declare one in ``sentence_embedding_output``, such as USE).
+    "auto" picks the backbone's own embedding when it has one, else the mean."""
+    if pooling not in POOLING_MODES:
+        raise ValueError(f"pooling must be one of {', '.join(POOLING_MODES)}, got {pooling!r}")
+    native = getattr(backbone, "sentence_embedding_output", None)
+    if pooling == "auto":
+        return "backbone" if native else "mean"
+    if pooling == "backbone" and not native:
+        raise ValueError(
+            f"pooling 'backbone': {type(backbone).__name__} has no sentence embedding of its own; use 'mean'"
+        )
+    return pooling
+
+
 @keras.saving.register_keras_serializable(package="modelgate")
 class SentenceEncoder(keras.Model):
     """Token arrays -> mean-pooled sentence embedding [B, hidden]."""
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone, pooling: str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.backbone = backbone
-        self.embedding_dim = _backbone_output_dim(backbone)
+        self.pooling_mode = resolve_pooling(backbone, pooling)
         self.backbone_input_names = tuple(_backbone_input_names(backbone))
-        # BERT's [CLS] pooler is unused under mean pooling: frozen, it gets no optimizer slots.
-        pooler = getattr(self.backbone, "pooled_dense", None)
-        if pooler is not None:
-            pooler.trainable = False
+        if self.pooling_mode == "mean":
+            self.embedding_dim = _backbone_output_dim(backbone)
+            # BERT's [CLS] pooler is unused under mean pooling: frozen, it gets no optimizer slots.
+            pooler = getattr(self.backbone, "pooled_dense", None)
+            if pooler is not None:
+                pooler.trainable = False
+        else:
+            self.embedding_dim = int(backbone.output[backbone.sentence_embedding_output].shape[-1])
         self.pooling = MaskedMeanPooling(name="pooling")
         self.built = True
 
@@ -48,6 +72,8 @@ class SentenceEncoder(keras.Model):
 
     def call(self, inputs, training=None):
         outputs = self.backbone({name: inputs[name] for name in self.backbone_input_names}, training=training)
+        if self.pooling_mode == "backbone":
+            return outputs[self.backbone.sentence_embedding_output]
         sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
         return self.pooling(sequence, inputs["padding_mask"])
 
@@ -68,6 +94,7 @@ class SentenceEncoder(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        config["pooling"] = self.pooling_mode
         return config
 
     @classmethod

@@ -49,9 +49,14 @@ class PairsDataConfig(Section):
 
 
 class SiameseModelConfig(Section):
-    preset: str = Field("all-minilm-l6-v2", description="keras-hub preset, hf:// handle or preset dir")
+    preset: str = Field(
+        "all-minilm-l6-v2",
+        description="keras-hub preset, hf:// handle, preset dir, or use-multilingual-v3 (needs modelgate[use])",
+    )
     sequence_length: int = Field(16, ge=4, le=512, description="tokens per title")
-    pooling: Literal["mean"] = "mean"
+    pooling: Literal["auto", "mean", "backbone"] = Field(
+        "auto", description="auto: the encoder's own sentence embedding when it has one (USE), else mean"
+    )
 
 
 class SiameseTrainConfig(Section):
@@ -156,7 +161,7 @@ def train(cfg: JobSimilarityConfig, store: ObjectStore, features: dict) -> Train
     else:
         store.delete_prefix(f"{prefix}/")
     frame = load_snapshot(store, fs.snapshot)
-    encoder = SentenceEncoder(load_backbone(cfg.model.preset), name="sentence_encoder")
+    encoder = SentenceEncoder(load_backbone(cfg.model.preset), cfg.model.pooling, name="sentence_encoder")
     model = SiameseSimilarity(encoder, name="siamese_similarity")
     t = cfg.train
     settings = SimilarityTrainSettings(
@@ -176,7 +181,7 @@ def train(cfg: JobSimilarityConfig, store: ObjectStore, features: dict) -> Train
         staged = Path(tmp) / "model"
         inference = {
             "pipeline": NAME, "task": "similarity", "preset": cfg.model.preset,
-            "sequence_length": cfg.model.sequence_length, "pooling": cfg.model.pooling,
+            "sequence_length": cfg.model.sequence_length, "pooling": encoder.pooling_mode,
             "similarity": "angular: 1 - arccos(cosine) / pi",
         }
         save_model_dir(staged, encoder, load_tokenizer(cfg.model.preset), [], inference)
@@ -246,7 +251,7 @@ def evaluate(cfg: JobSimilarityConfig, store: ObjectStore, trained: dict, featur
     title_tokens = tokens([normalise_title(t) for t in titles], cfg.model.sequence_length)
     with tempfile.TemporaryDirectory() as tmp:
         tuned = clf.fetch_staged_model(store, TrainedEncoder.from_dict(trained), Path(tmp) / "model").model
-        base = SentenceEncoder(load_backbone(cfg.model.preset), name="base_encoder")
+        base = SentenceEncoder(load_backbone(cfg.model.preset), cfg.model.pooling, name="base_encoder")
         scores, heatmaps = {}, {}
         for label, encoder in (("tuned", tuned), ("base", base)):
             scores[label] = {
@@ -356,7 +361,7 @@ def predictor(loaded) -> SimilarityPredictor:
 def model_card(cfg: JobSimilarityConfig) -> dict[str, Any]:
     return {
         "description": (
-            f"Sentence encoder `{cfg.model.preset}` (mean pooling) fine-tuned as a siamese network on "
+            f"Sentence encoder `{cfg.model.preset}` (pooling: {cfg.model.pooling}) fine-tuned as a siamese network on "
             "scored job-title pairs, so that related roles embed close together. Similarity of two "
             "titles = 1 - arccos(cosine of their embeddings) / pi, in [0, 1]."
         ),
@@ -375,7 +380,7 @@ def model_card(cfg: JobSimilarityConfig) -> dict[str, Any]:
             "generality": "STS Benchmark test (1379 sentence pairs, gold 0-5)",
         },
         "limitations": [
-            "English titles only; ESCO's European occupation vocabulary.",
+            "Tuned and evaluated on English titles only; ESCO's European occupation vocabulary.",
             "Target scores come from the taxonomy, not from people: two titles in one ISCO unit group "
             "can be less alike than their score says.",
             f"Titles are truncated to {cfg.model.sequence_length} tokens.",
