@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness
 
 VARIANTS = {
     "quick": ("quick", []),
@@ -26,70 +22,34 @@ VARIANTS = {
     "sngp": ("default", []),
     "softmax": ("default", ["model.head=softmax"]),
 }
+METRICS = ["accuracy", "ece", "ood_auprc", "ood_auroc", "ood_average_precision"]
 
 
 def run_variant(name: str, store, extra_overrides: list[str]) -> dict:
-    from modelgate import release
     from modelgate.pipelines import intent_ood
 
     profile, overrides = VARIANTS[name]
     cfg = intent_ood.load_config(profile, None, overrides + extra_overrides)
-    run_id = f"bench-{name}-{int(time.time())}"
-    timings: dict[str, float] = {}
-
-    def timed(stage, fn, *args):
-        start = time.perf_counter()
-        out = fn(*args)
-        timings[stage] = round(time.perf_counter() - start, 1)
-        print(f"  [{name}] {stage}: {timings[stage]} s", flush=True)
-        return out
-
-    snapshot = timed("ingest", intent_ood.ingest, cfg, store).to_dict()
-    validated = timed("validate", intent_ood.validate, cfg, store, snapshot, run_id).to_dict()
-    features = timed("preprocess", intent_ood.preprocess, cfg, store, validated).to_dict()
-    trained = timed("train", intent_ood.train, cfg, store, features).to_dict()
-    evaluation = timed("evaluate", intent_ood.evaluate, cfg, store, trained, features, run_id).to_dict()
-    verdict = timed("gate", release.gate, cfg, store, evaluation)
-    summary = timed(
-        "register", release.register, cfg, store, trained, evaluation, verdict,
-        {"raw_snapshot": snapshot, "validated_snapshot": validated}, run_id,
-    )
+    run = harness.run_stages(intent_ood, cfg, store, name)
+    details = run.evaluation["details"]
     return {
         "variant": name,
         "profile": profile,
         "overrides": overrides + extra_overrides,
-        "version": summary["version"],
-        "decision": verdict["decision"],
-        "timings_s": timings,
-        "total_s": round(sum(timings.values()), 1),
-        "train_examples_per_s": round(trained["examples_per_second"], 1),
-        "reused_training": trained["reused"],
-        "metrics": {k: {"value": v["value"], "low": v["low"], "high": v["high"]} for k, v in evaluation["metrics"].items()},
-        "ood_threshold": evaluation["details"]["ood_threshold"],
-        "temperature": evaluation["details"].get("temperature"),
-        "mean_field_factor": evaluation["details"].get("mean_field_factor"),
+        **run.common(),
+        "ood_threshold": details["ood_threshold"],
+        "temperature": details.get("temperature"),
+        "mean_field_factor": details.get("mean_field_factor"),
     }
 
 
 def markdown(results: list[dict]) -> str:
-    metrics = ["accuracy", "ece", "ood_auprc", "ood_auroc", "ood_average_precision"]
-    head = "| variant | " + " | ".join(metrics) + " | gate | train s | total s |"
-    lines = [head, "|" + "---|" * (len(metrics) + 4)]
+    lines = ["| variant | " + " | ".join(METRICS) + " | gate | train s | total s |", "|" + "---|" * (len(METRICS) + 4)]
     for r in results:
-        cells = [
-            f"{r['metrics'][m]['value']:.4f} [{r['metrics'][m]['low']:.4f}, {r['metrics'][m]['high']:.4f}]"
-            for m in metrics
-        ]
-        lines.append(
-            f"| {r['variant']} | " + " | ".join(cells)
-            + f" | {r['decision']} | {r['timings_s']['train']} | {r['total_s']} |"
-        )
-    lines += ["", "| variant | " + " | ".join(["ingest", "validate", "preprocess", "train", "evaluate", "gate", "register"]) + " |",
-              "|" + "---|" * 8]
-    for r in results:
-        t = r["timings_s"]
-        lines.append(f"| {r['variant']} | " + " | ".join(str(t[s]) for s in ["ingest", "validate", "preprocess", "train", "evaluate", "gate", "register"]) + " |")
-    return "\n".join(lines)
+        cells = [harness.interval(r["metrics"][m]) for m in METRICS]
+        lines.append(f"| {r['variant']} | " + " | ".join(cells)
+                     + f" | {r['decision']} | {r['timings_s']['train']} | {r['total_s']} |")
+    return "\n".join(lines + [""] + harness.stage_table([(r["variant"], r) for r in results]))
 
 
 def main() -> int:
@@ -98,27 +58,12 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="benchmarks/out/intent_ood.json")
     args = parser.parse_args()
-
-    from modelgate import stack
-    from modelgate.settings import load_settings
-    from modelgate.storage import ObjectStore
-
-    settings = load_settings()
-    if settings.uses_local_stack:
-        stack.ensure_stack(settings)
-    store = ObjectStore.from_settings(settings)
-    store.ensure_bucket()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND', 'tensorflow')}", flush=True)
+    store = harness.open_store()
     results = []
     for name in args.variant or ["quick", "quick-softmax", "sngp", "softmax"]:
-        result = run_variant(name, store, args.overrides)
-        print(json.dumps(result), flush=True)
-        results.append(result)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(markdown(results))
-    return 0
+        results.append(run_variant(name, store, args.overrides))
+        print(json.dumps(results[-1]), flush=True)
+    return harness.finish(results, args.out, markdown)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Benchmark the job-similarity pipeline on ESCO + STS-B with the real MiniLM encoder.
+"""Benchmark the job-similarity pipeline on ESCO + STS-B with the real MiniLM encoder (or USE
+multilingual v3 with ``--set model.preset=use-multilingual-v3``).
 
 Runs every stage as the flow does (same plain functions), times each, and prints one JSON line per
 variant plus Markdown tables for docs/benchmarks.md: base vs tuned encoder on STS-B test and on
@@ -13,81 +14,43 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import harness
 
-STAGES = ["ingest", "validate", "preprocess", "train", "evaluate", "gate", "register"]
 SHOWN = ["stsb_pearson", "stsb_spearman", "esco_pearson", "esco_spearman"]
+CHANGES = ["stsb_pearson_change", "stsb_spearman_change", "esco_pearson_gain", "esco_spearman_gain"]
 
 
 def run_variant(profile: str, store, overrides: list[str]) -> dict:
-    from modelgate import release
     from modelgate.pipelines import job_similarity as recipe
 
     cfg = recipe.load_config(profile, None, overrides)
-    run_id = f"bench-{profile}-{int(time.time())}"
-    timings: dict[str, float] = {}
-
-    def timed(stage, fn, *args):
-        start = time.perf_counter()
-        out = fn(*args)
-        timings[stage] = round(time.perf_counter() - start, 1)
-        print(f"  [{profile}] {stage}: {timings[stage]} s", flush=True)
-        return out
-
-    snapshot = timed("ingest", recipe.ingest, cfg, store).to_dict()
-    validated = timed("validate", recipe.validate, cfg, store, snapshot, run_id).to_dict()
-    features = timed("preprocess", recipe.preprocess, cfg, store, validated).to_dict()
-    trained = timed("train", recipe.train, cfg, store, features).to_dict()
-    evaluation = timed("evaluate", recipe.evaluate, cfg, store, trained, features, run_id).to_dict()
-    verdict = timed("gate", release.gate, cfg, store, evaluation)
-    summary = timed(
-        "register", release.register, cfg, store, trained, evaluation, verdict,
-        {"raw_snapshot": snapshot, "validated_snapshot": validated}, run_id,
-    )
+    run = harness.run_stages(recipe, cfg, store, profile)
     return {
         "profile": profile,
         "overrides": overrides,
-        "version": summary["version"],
-        "decision": verdict["decision"],
-        "pairs": snapshot["split_counts"],
-        "timings_s": timings,
-        "total_s": round(sum(timings.values()), 1),
-        "epochs_run": trained["epochs_run"],
-        "val_loss": trained["history"].get("val_loss"),
-        "train_pairs_per_s": round(trained["examples_per_second"], 1),
-        "reused_training": trained["reused"],
-        "metrics": {k: {"value": v["value"], "low": v["low"], "high": v["high"]} for k, v in evaluation["metrics"].items()},
-        "details": {k: v for k, v in evaluation["details"].items() if not isinstance(v, list)},
+        **run.common(),
+        "pairs": run.snapshot["split_counts"],
+        "epochs_run": run.trained["epochs_run"],
+        "val_loss": run.trained["history"].get("val_loss"),
+        "details": {k: v for k, v in run.evaluation["details"].items() if not isinstance(v, list)},
     }
 
 
-def markdown(results: list[dict]) -> str:
-    def cell(metric: dict) -> str:
-        return f"{metric['value']:.4f} [{metric['low']:.4f}, {metric['high']:.4f}]"
+def _label(result: dict) -> str:
+    return result["profile"] + (" " + " ".join(result["overrides"]) if result["overrides"] else "")
 
+
+def markdown(results: list[dict]) -> str:
     lines = ["| run | encoder | " + " | ".join(SHOWN) + " |", "|" + "---|" * (len(SHOWN) + 2)]
     for r in results:
-        label = r["profile"] + (" " + " ".join(r["overrides"]) if r["overrides"] else "")
+        m = r["metrics"]
         for who, prefix in (("base", "base_"), ("tuned", "")):
-            lines.append(f"| {label} | {who} | " + " | ".join(cell(r["metrics"][prefix + m]) for m in SHOWN) + " |")
-        lines.append(
-            f"| {label} | tuned - base | {cell(r['metrics']['stsb_pearson_change'])} | "
-            f"{cell(r['metrics']['stsb_spearman_change'])} | {cell(r['metrics']['esco_pearson_gain'])} | "
-            f"{cell(r['metrics']['esco_spearman_gain'])} |"
-        )
-    lines += ["", "| run | " + " | ".join(STAGES) + " | total | epochs | gate |", "|" + "---|" * (len(STAGES) + 4)]
-    for r in results:
-        label = r["profile"] + (" " + " ".join(r["overrides"]) if r["overrides"] else "")
-        t = r["timings_s"]
-        lines.append(f"| {label} | " + " | ".join(str(t[s]) for s in STAGES)
-                     + f" | {r['total_s']} | {r['epochs_run']} | {r['decision']} |")
-    return "\n".join(lines)
+            lines.append(f"| {_label(r)} | {who} | " + " | ".join(harness.interval(m[prefix + s]) for s in SHOWN) + " |")
+        lines.append(f"| {_label(r)} | tuned - base | " + " | ".join(harness.interval(m[c]) for c in CHANGES) + " |")
+    extra = {"epochs": lambda r: r["epochs_run"], "gate": lambda r: r["decision"]}
+    return "\n".join(lines + [""] + harness.stage_table([(_label(r), r) for r in results], extra))
 
 
 def main() -> int:
@@ -96,27 +59,12 @@ def main() -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="benchmarks/out/job_similarity.json")
     args = parser.parse_args()
-
-    from modelgate import stack
-    from modelgate.settings import load_settings
-    from modelgate.storage import ObjectStore
-
-    settings = load_settings()
-    if settings.uses_local_stack:
-        stack.ensure_stack(settings)
-    store = ObjectStore.from_settings(settings)
-    store.ensure_bucket()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND', 'tensorflow')}", flush=True)
+    store = harness.open_store()
     results = []
     for profile in args.variant or ["quick"]:
-        result = run_variant(profile, store, args.overrides)
-        print(json.dumps(result), flush=True)
-        results.append(result)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(markdown(results))
-    return 0
+        results.append(run_variant(profile, store, args.overrides))
+        print(json.dumps(results[-1]), flush=True)
+    return harness.finish(results, args.out, markdown)
 
 
 if __name__ == "__main__":
