@@ -1,4 +1,5 @@
-"""Models: pretrained encoders with an SNGP or a softmax head."""
+"""Models: pretrained encoders (keras-hub presets, USE multilingual v3), classifiers with an SNGP or a
+softmax head, and the siamese sentence encoder."""
 
 from modelgate.models.backbones import (
     DEFAULT_PRESET,
