@@ -131,3 +131,19 @@ def test_stsb_reads_first_seven_fields_and_rejects_bad_lines(tmp_path):
     path.write_text(path.read_text() + "genre\tfile\t2012\t9\tfive\ta\tb\n")
     with pytest.raises(DataSourceError, match=r"sts-test.csv:13: score 'five' is not a number"):
         load_stsb(str(mirror), "test")
+
+
+def test_angular_profile_changes_only_the_scores_and_keeps_their_order(tmp_path):
+    from modelgate.pipelines.job_similarity import load_config
+
+    default, angular = load_config("default"), load_config("angular")
+    same = {"data", "train", "profile"}
+    assert angular.model_dump(exclude=same) == default.model_dump(exclude=same)
+    assert angular.train.model_dump(exclude={"min_delta"}) == default.train.model_dump(exclude={"min_delta"})
+    assert angular.train.min_delta == pytest.approx(default.train.min_delta / 10)
+    assert angular.data.model_dump(exclude={"scores"}) == default.data.model_dump(exclude={"scores"})
+    scores = [angular.data.scores[tier] for tier in TIERS]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+    assert angular.data.scores["unrelated"] == 0.5  # orthogonal: 1 - arccos(0) / pi
+    frame = _pairs(tmp_path, scores=angular.data.scores)
+    assert set(frame["similarity"]) == set(angular.data.scores.values())
