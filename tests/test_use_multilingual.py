@@ -140,6 +140,12 @@ def test_pooling_choice():
         resolve_pooling(bert, "backbone")
     with pytest.raises(ValueError, match="pooling must be one of"):
         resolve_pooling(use, "cls")
+    from modelgate.models.siamese import SentenceEncoder
+
+    mean = SentenceEncoder(use, "mean")
+    arrays = {"token_ids": np.array([[1, 7, 9, 2, 0]]), "padding_mask": np.array([[1, 1, 1, 1, 0]])}
+    assert mean.embedding_dim == 8 + 3 * 4 == mean.embed_arrays(arrays).shape[1]
+    assert SentenceEncoder(use).embed_arrays(arrays).shape[1] == 8
     restored = USEMultilingualBackbone.from_config(use.get_config())
     assert restored.get_config() == use.get_config()
 

@@ -185,6 +185,11 @@ class USEMultilingualBackbone(Backbone):
         self.output_dim = int(output_dim)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
 
+    @property
+    def hidden_dim(self) -> int:
+        """Width of ``sequence_output`` (what mean pooling over the tokens gives)."""
+        return self.embedding_dim + self.ngram_width * len(self.ngram_orders)
+
     def get_config(self):
         config = super().get_config()
         config.update(
