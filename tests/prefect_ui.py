@@ -50,7 +50,8 @@ def start_custom_run(page, ui_url: str, deployment: str, profile: str) -> None:
     if not options.is_visible():
         select.press("ArrowDown")  # the select opens on the keyboard when a click only focuses it
     options.get_by_role("option", name=profile, exact=True).click()
-    assert page.get_by_role("button", name=profile, exact=True).is_visible()
+    # The select shows the chosen profile once the form has re-rendered (raises if it never does).
+    page.get_by_role("button", name=profile, exact=True).wait_for(state="visible", timeout=UI_TIMEOUT_MS)
     page.get_by_role("button", name="Submit", exact=True).click()
 
 
