@@ -20,7 +20,7 @@ from tasks.training import preprocess_dataset, train_model
 
 @flow(name="job-similarity", log_prints=True)
 def job_similarity(
-    profile: Literal["default", "quick"] = "default",
+    profile: Literal["default", "quick", "angular"] = "default",
     config_file: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
@@ -28,7 +28,8 @@ def job_similarity(
     it against the base encoder on held-out ESCO pairs and STS-B, gate and register the encoder.
 
     Args:
-        profile: "default" runs the recipe (up to 10 epochs, early stopping); "quick" tunes briefly on fewer pairs.
+        profile: "default" runs the recipe (up to 10 epochs, early stopping); "quick" tunes briefly on fewer pairs;
+            "angular" is the recipe with target scores the angular similarity can reach (unrelated = 0.5).
         config_file: a YAML file merged over the pipeline's defaults, e.g. `data.source` set to your own pairs CSV.
         overrides: `key.path=value` settings, e.g. `train.learning_rate=2e-5` or `data.variant=v1.2.0`.
     """

@@ -69,3 +69,16 @@ def test_bad_project_files_are_named(tmp_path):
     with pytest.raises(DeployError, match=r"not declared in prefect.yaml: \['nope/x'\]"):
         (tmp_path / "flows" / "missing.py").write_text("from prefect import flow\n\n@flow(name='real')\ndef f():\n    pass\n")
         deploy("http://127.0.0.1:9/api", tmp_path, ["nope/x"])
+
+
+@pytest.mark.parametrize("pipeline", ["intent-ood", "nli", "job-similarity", "toxicity"])
+def test_the_run_form_offers_every_profile_of_the_pipeline(pipeline):
+    """The flow's `profile` choices (the UI's select) are exactly `default` and the config's profiles."""
+    import typing
+
+    from modelgate.pipelines import get_flow
+
+    root = REPO / "modelgate" / "configs" / f"{pipeline}.yaml"
+    profiles = {"default", *(yaml.safe_load(root.read_text()).get("profiles") or {})}
+    hints = typing.get_type_hints(get_flow(pipeline).fn)
+    assert set(typing.get_args(hints["profile"])) == profiles
