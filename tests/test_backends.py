@@ -1,4 +1,4 @@
-"""The models and the training loop under the JAX and torch backends (tokens made beforehand).
+"""The models and the training loops under the JAX and torch backends (tokens made beforehand).
 
 Each backend runs in its own process, because Keras picks its backend once, at import.
 """
@@ -67,6 +67,43 @@ prior, one_pass = np.eye(32), phi.T @ phi
 report["precision_changed_in_epoch_1"] = bool(not np.allclose(probe.end[0], prior))
 report["reset_at_epoch_2_begin_err"] = float(np.abs(probe.begin[1] - prior).max())
 report["after_2_epochs_err"] = float(np.abs(ops.convert_to_numpy(gp.precision) - (prior + one_pass)).max())
+
+# 4. The USE multilingual backbone in the siamese model: trains, round-trips, ignores padding.
+from modelgate.models import SentenceEncoder, SiameseSimilarity, USEMultilingualBackbone
+from modelgate.models.siamese import pair_inputs
+from modelgate.training.similarity import SimilarityTrainSettings, compile_regressor
+
+set_seed(7)
+use = USEMultilingualBackbone(vocabulary_size=60, embedding_dim=8, ngram_width=4, dan_hidden_dim=8, output_dim=8)
+encoder = SentenceEncoder(use)
+siamese = SiameseSimilarity(encoder)
+compile_regressor(siamese, SimilarityTrainSettings(learning_rate=1e-2))
+ids = rng.integers(3, 60, size=(64, 6)); ids[:, 0], ids[:, -1] = 1, 2
+side = lambda a: {"token_ids": a.astype("int32"), "padding_mask": np.ones_like(a, dtype="int32")}
+left, right = side(ids[:32]), side(ids[32:])
+target = rng.uniform(0.2, 0.9, 32).astype("float32")
+history = siamese.fit(pair_inputs(left, right, encoder.input_names), target, batch_size=8, epochs=8, verbose=0)
+report["use_loss"] = [float(v) for v in history.history["loss"]]
+encoder.save(f"{workdir}/use.keras")
+reloaded = keras.models.load_model(f"{workdir}/use.keras", safe_mode=True)
+report["use_reload_max_abs_diff"] = float(np.abs(encoder.embed_arrays(left) - reloaded.embed_arrays(left)).max())
+padded = {"token_ids": np.pad(left["token_ids"], ((0, 0), (0, 4)), constant_values=5),
+          "padding_mask": np.pad(left["padding_mask"], ((0, 0), (0, 4)))}
+report["use_padding_max_abs_diff"] = float(np.abs(encoder.embed_arrays(left) - encoder.embed_arrays(padded)).max())
+
+# 5. Angular similarity keeps finite gradients at a zero embedding (a plain norm's are NaN there).
+from modelgate.models.siamese import angular_similarity
+zero_left = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]], dtype="float32")
+zero_right = np.array([[1.0, 0.0, 0.0], [1.0, 2.0, 2.5]], dtype="float32")
+if keras.backend.backend() == "jax":
+    import jax
+    grad = jax.grad(lambda l: ((angular_similarity(l, zero_right) - 0.9) ** 2).sum())(zero_left)
+else:
+    import torch
+    leaf = torch.tensor(zero_left, requires_grad=True)
+    ((angular_similarity(leaf, torch.tensor(zero_right)) - 0.9) ** 2).sum().backward()
+    grad = leaf.grad
+report["angular_grad_at_zero"] = np.asarray(ops.convert_to_numpy(grad)).tolist()
 print("REPORT " + json.dumps(report))
 """
 
@@ -110,3 +147,7 @@ def test_model_trains_saves_and_resets_covariance_under_backend(backend, backend
     assert report["precision_changed_in_epoch_1"]
     assert report["reset_at_epoch_2_begin_err"] == 0.0
     assert report["after_2_epochs_err"] < 1e-3, "precision must hold the last epoch only"
+    assert report["use_loss"][-1] < 0.8 * report["use_loss"][0], report["use_loss"]
+    assert report["use_reload_max_abs_diff"] < 1e-6
+    assert report["use_padding_max_abs_diff"] < 1e-5
+    assert np.isfinite(report["angular_grad_at_zero"]).all(), report["angular_grad_at_zero"]

@@ -37,6 +37,20 @@ def test_angular_similarity_values():
     assert angular_from_cosine(cosine) == pytest.approx(1 - np.arccos(cosine) / math.pi)
 
 
+def test_angular_similarity_gradient_is_finite_at_a_zero_embedding():
+    import tensorflow as tf
+
+    left = tf.Variable([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    right = tf.constant([[1.0, 0.0, 0.0], [1.0, 2.0, 2.5]])
+    with tf.GradientTape() as tape:
+        similarity = angular_similarity(left, right)
+        loss = tf.reduce_sum((similarity - 0.9) ** 2)
+    gradient = tape.gradient(loss, left).numpy()
+    assert np.isfinite(gradient).all(), gradient
+    assert similarity.numpy()[0] == pytest.approx(0.5)  # a zero vector is orthogonal to everything
+    assert np.abs(gradient[1]).sum() > 0
+
+
 def _arrays(preset, texts, length=8):
     from modelgate.models import load_tokenizer
     from modelgate.preprocess import encode_texts

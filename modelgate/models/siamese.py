@@ -104,10 +104,16 @@ class SentenceEncoder(keras.Model):
         return cls(**config)
 
 
+def _unit(x):
+    """x / |x| with the squared norm floored before the square root: a zero vector (a USE
+    embedding can be one when every unit of its last layers is off) maps to zero with finite
+    gradients, where the gradient of a plain norm at zero is NaN."""
+    return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), 1e-24))
+
+
 def angular_similarity(left, right):
     """1 - arccos(cos(left, right)) / pi for batches of vectors (backend tensors), in [0, 1]."""
-    left = left / ops.maximum(ops.norm(left, axis=-1, keepdims=True), 1e-12)
-    right = right / ops.maximum(ops.norm(right, axis=-1, keepdims=True), 1e-12)
+    left, right = _unit(left), _unit(right)
     cosine = ops.clip(ops.sum(left * right, axis=-1), -COSINE_CLIP, COSINE_CLIP)
     return 1.0 - ops.arccos(cosine) / math.pi
 
