@@ -1,9 +1,16 @@
-"""Masked mean pooling: a sentence embedding from token embeddings, ignoring padding."""
+"""Masked mean pooling (a sentence embedding from token embeddings, ignoring padding) and the
+L2 normalisation the sentence encoders share."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+
+def l2_normalize(x, squared_epsilon: float = 1e-24):
+    """x / |x| along the last axis, the squared norm floored at ``squared_epsilon`` before the
+    square root: a zero vector maps to zero with finite gradients (a plain norm's are NaN there)."""
+    return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), squared_epsilon))
 
 
 @keras.saving.register_keras_serializable(package="modelgate")

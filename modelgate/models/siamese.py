@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from modelgate.models.classifier import _backbone_input_names, _backbone_output_dim
-from modelgate.models.pooling import MaskedMeanPooling
+from modelgate.models.pooling import MaskedMeanPooling, l2_normalize
 
 SIDES = ("left", "right")
 # arccos has an infinite slope at +-1: clipping just inside keeps gradients finite.
@@ -104,16 +104,11 @@ class SentenceEncoder(keras.Model):
         return cls(**config)
 
 
-def _unit(x):
-    """x / |x| with the squared norm floored before the square root: a zero vector (a USE
-    embedding can be one when every unit of its last layers is off) maps to zero with finite
-    gradients, where the gradient of a plain norm at zero is NaN."""
-    return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), 1e-24))
-
-
 def angular_similarity(left, right):
     """1 - arccos(cos(left, right)) / pi for batches of vectors (backend tensors), in [0, 1]."""
-    left, right = _unit(left), _unit(right)
+    # A zero embedding (USE gives one when every unit of its last layers is off) is orthogonal to
+    # everything, with finite gradients.
+    left, right = l2_normalize(left), l2_normalize(right)
     cosine = ops.clip(ops.sum(left * right, axis=-1), -COSINE_CLIP, COSINE_CLIP)
     return 1.0 - ops.arccos(cosine) / math.pi
 

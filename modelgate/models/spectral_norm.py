@@ -14,9 +14,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from modelgate.models.pooling import l2_normalize
 
-def _l2_normalize(x, eps=1e-12):
-    return x / ops.sqrt(ops.maximum(ops.sum(ops.square(x)), eps))
+
+def _unit_row(x):
+    """The power iteration's [1, n] vector at unit length."""
+    return l2_normalize(x, 1e-12)
 
 
 @keras.saving.register_keras_serializable(package="modelgate")
@@ -80,10 +83,10 @@ class SpectralNormDense(keras.layers.Layer):
         # The estimate is a constant for the gradient: differentiate only through W / sigma.
         kernel_sg = ops.stop_gradient(kernel)
         for _ in range(self.power_iterations):
-            v = _l2_normalize(ops.matmul(u, ops.transpose(kernel_sg)))  # [1, in]
-            u = _l2_normalize(ops.matmul(v, kernel_sg))  # [1, out]
+            v = _unit_row(ops.matmul(u, ops.transpose(kernel_sg)))  # [1, in]
+            u = _unit_row(ops.matmul(v, kernel_sg))  # [1, out]
         u = ops.stop_gradient(u)
-        v = ops.stop_gradient(_l2_normalize(ops.matmul(u, ops.transpose(kernel_sg))))
+        v = ops.stop_gradient(_unit_row(ops.matmul(u, ops.transpose(kernel_sg))))
         sigma = ops.sum(ops.matmul(v, kernel) * u)
         return u, sigma
 
@@ -100,7 +103,7 @@ class SpectralNormDense(keras.layers.Layer):
             self.u.assign(u)
         else:
             # Inference uses the stored estimate without advancing it: predictions are repeatable.
-            v = _l2_normalize(ops.matmul(u, ops.transpose(kernel)))
+            v = _unit_row(ops.matmul(u, ops.transpose(kernel)))
             sigma = ops.sum(ops.matmul(v, kernel) * u)
         outputs = ops.matmul(inputs, self._bounded(kernel, sigma))
         if self.bias is not None:
@@ -111,7 +114,7 @@ class SpectralNormDense(keras.layers.Layer):
         """The kernel inference multiplies by (W after the bound), as a backend tensor."""
         kernel = ops.convert_to_tensor(self.kernel)
         u = ops.convert_to_tensor(self.u)
-        v = _l2_normalize(ops.matmul(u, ops.transpose(kernel)))
+        v = _unit_row(ops.matmul(u, ops.transpose(kernel)))
         sigma = ops.sum(ops.matmul(v, kernel) * u)
         return self._bounded(kernel, sigma)
 

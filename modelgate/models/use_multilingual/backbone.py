@@ -21,6 +21,8 @@ import keras
 from keras import ops
 from keras_hub.models import Backbone
 
+from modelgate.models.pooling import l2_normalize
+
 # (n-gram order, tokens of left context) of the three convolutional branches.
 DEFAULT_NGRAM_ORDERS = ((2, 0), (3, 1), (5, 2))
 
@@ -91,14 +93,14 @@ class SqrtLengthPooling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="modelgate")
 class L2Normalize(keras.layers.Layer):
-    """x / sqrt(max(|x|^2, epsilon)), USE's final normalisation."""
+    """x / sqrt(max(|x|^2, epsilon)), USE's final normalisation (epsilon on the squared norm)."""
 
     def __init__(self, epsilon: float = 1e-12, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
     def call(self, x):
-        return x / ops.sqrt(ops.maximum(ops.sum(x * x, axis=-1, keepdims=True), self.epsilon))
+        return l2_normalize(x, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
