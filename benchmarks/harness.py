@@ -1,5 +1,6 @@
 """What every pipeline benchmark shares: object storage (the local stack started when
-MODELGATE_S3_ENDPOINT is unset), the seven stages run and timed exactly as the flow chains them,
+MODELGATE_S3_ENDPOINT is unset), the seven stages run and timed exactly as the flow chains them
+(``flows.recipe.run_recipe``: a ``Pipeline``'s stages and typed results, shared gate and register),
 metric cells with their intervals, the per-stage time table, and the JSON results file."""
 
 from __future__ import annotations
@@ -15,15 +16,24 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# After the path line above: the benchmarks run as scripts from benchmarks/, not as a package.
+from modelgate import stack  # noqa: E402
+from modelgate.config import PipelineConfig  # noqa: E402
+from modelgate.data.snapshot import DatasetSnapshot  # noqa: E402
+from modelgate.evaluation.result import Evaluation  # noqa: E402
+from modelgate.gate import Verdict  # noqa: E402
+from modelgate.pipelines.base import Pipeline  # noqa: E402
+from modelgate.pipelines.results import FeatureSet, TrainedModel  # noqa: E402
+from modelgate.registry import release  # noqa: E402
+from modelgate.settings import load_settings  # noqa: E402
+from modelgate.storage import ObjectStore  # noqa: E402
+from validations.runner import ValidationReport  # noqa: E402
+
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "gate", "register")
 
 
-def open_store():
+def open_store() -> ObjectStore:
     """The configured bucket (starting the local stack if needed); prints the machine line."""
-    from modelgate import stack
-    from modelgate.settings import load_settings
-    from modelgate.storage import ObjectStore
-
     settings = load_settings()
     if settings.uses_local_stack:
         stack.ensure_stack(settings)
@@ -36,15 +46,15 @@ def open_store():
 
 @dataclass
 class StageRun:
-    """The outputs of one pipeline run, stage by stage, with each stage's wall time in seconds."""
+    """The typed outputs of one pipeline run, stage by stage, with each stage's wall time in seconds."""
 
-    snapshot: dict
-    validated: dict
-    features: dict
-    trained: dict
-    evaluation: dict
-    verdict: dict
-    summary: dict
+    snapshot: DatasetSnapshot
+    validated: ValidationReport
+    features: FeatureSet
+    trained: TrainedModel
+    evaluation: Evaluation
+    verdict: Verdict
+    summary: dict  # what release.register returns
     timings_s: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -53,26 +63,39 @@ class StageRun:
 
     def metrics(self) -> dict[str, dict[str, float]]:
         return {k: {"value": v["value"], "low": v["low"], "high": v["high"]}
-                for k, v in self.evaluation["metrics"].items()}
+                for k, v in self.evaluation.metrics.items()}
 
     def common(self) -> dict[str, Any]:
         """The fields every benchmark reports."""
         return {
             "version": self.summary["version"],
-            "decision": self.verdict["decision"],
+            "decision": self.verdict.decision,
             "timings_s": self.timings_s,
             "total_s": self.total_s,
-            "train_examples_per_s": round(self.trained["examples_per_second"], 1),
-            "reused_training": self.trained["reused"],
+            "train_examples_per_s": round(self.trained.examples_per_second, 1),
+            "reused_training": self.trained.reused,
             "metrics": self.metrics(),
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every stage's result as JSON (the typed results' own ``to_dict``), the summary and timings."""
+        return {
+            "snapshot": self.snapshot.to_dict(),
+            "validated": self.validated.to_dict(),
+            "features": self.features.to_dict(),
+            "trained": self.trained.to_dict(),
+            "evaluation": self.evaluation.to_dict(),
+            "verdict": self.verdict.to_dict(),
+            "summary": {k: v for k, v in self.summary.items() if k != "report_markdown"},
+            "timings_s": self.timings_s,
+            "total_s": self.total_s,
+        }
 
-def run_stages(recipe, cfg, store, label: str) -> StageRun:
-    """ingest -> validate -> preprocess -> train -> evaluate -> gate -> register, as the flow runs
-    them (the same plain functions), printing each stage's time as it ends."""
-    from modelgate import release
 
+def run_stages(pipeline: Pipeline, cfg: PipelineConfig, store: ObjectStore, label: str) -> StageRun:
+    """ingest -> validate -> preprocess -> train -> evaluate -> gate -> register, chained as
+    ``flows.recipe.run_recipe`` chains them (the same stage functions and typed results, without
+    Prefect), printing each stage's time as it ends."""
     run_id = f"bench-{label}-{int(time.time())}".replace(" ", "-")
     timings: dict[str, float] = {}
 
@@ -83,16 +106,17 @@ def run_stages(recipe, cfg, store, label: str) -> StageRun:
         print(f"  [{label}] {stage}: {timings[stage]} s", flush=True)
         return out
 
-    snapshot = timed("ingest", recipe.ingest, cfg, store).to_dict()
-    validated = timed("validate", recipe.validate, cfg, store, snapshot, run_id).to_dict()
-    features = timed("preprocess", recipe.preprocess, cfg, store, validated).to_dict()
-    trained = timed("train", recipe.train, cfg, store, features).to_dict()
-    evaluation = timed("evaluate", recipe.evaluate, cfg, store, trained, features, run_id).to_dict()
+    snapshot = timed("ingest", pipeline.ingest, cfg, store)
+    validated = timed("validate", pipeline.validate, cfg, store, snapshot, run_id)
+    features = timed("preprocess", pipeline.preprocess, cfg, store, validated)
+    trained = timed("train", pipeline.train, cfg, store, features)
+    evaluation = timed("evaluate", pipeline.evaluate, cfg, store, trained, features, run_id)
     verdict = timed("gate", release.gate, cfg, store, evaluation)
-    summary = timed(
-        "register", release.register, cfg, store, trained, evaluation, verdict,
-        {"raw_snapshot": snapshot, "validated_snapshot": validated}, run_id,
+    candidate = release.Candidate(
+        pipeline=pipeline, cfg=cfg, snapshot=snapshot, validated=validated, trained=trained,
+        evaluation=evaluation, verdict=verdict,
     )
+    summary = timed("register", release.register, candidate, store, run_id)
     return StageRun(snapshot, validated, features, trained, evaluation, verdict, summary, timings)
 
 

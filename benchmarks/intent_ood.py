@@ -14,7 +14,8 @@ import argparse
 import json
 import sys
 
-import harness
+import harness  # first: it puts the repository root on sys.path
+from modelgate.pipelines import intent_ood
 
 VARIANTS = {
     "quick": ("quick", []),
@@ -26,12 +27,10 @@ METRICS = ["accuracy", "ece", "ood_auprc", "ood_auroc", "ood_average_precision"]
 
 
 def run_variant(name: str, store, extra_overrides: list[str]) -> dict:
-    from modelgate.pipelines import intent_ood
-
     profile, overrides = VARIANTS[name]
-    cfg = intent_ood.load_config(profile, None, overrides + extra_overrides)
-    run = harness.run_stages(intent_ood, cfg, store, name)
-    details = run.evaluation["details"]
+    cfg = intent_ood.PIPELINE.load_config(profile, None, overrides + extra_overrides)
+    run = harness.run_stages(intent_ood.PIPELINE, cfg, store, name)
+    details = run.evaluation.details
     return {
         "variant": name,
         "profile": profile,

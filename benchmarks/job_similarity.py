@@ -16,25 +16,24 @@ import argparse
 import json
 import sys
 
-import harness
+import harness  # first: it puts the repository root on sys.path
+from modelgate.pipelines import job_similarity
 
 SHOWN = ["stsb_pearson", "stsb_spearman", "esco_pearson", "esco_spearman"]
 CHANGES = ["stsb_pearson_change", "stsb_spearman_change", "esco_pearson_gain", "esco_spearman_gain"]
 
 
 def run_variant(profile: str, store, overrides: list[str]) -> dict:
-    from modelgate.pipelines import job_similarity as recipe
-
-    cfg = recipe.load_config(profile, None, overrides)
-    run = harness.run_stages(recipe, cfg, store, profile)
+    cfg = job_similarity.PIPELINE.load_config(profile, None, overrides)
+    run = harness.run_stages(job_similarity.PIPELINE, cfg, store, profile)
     return {
         "profile": profile,
         "overrides": overrides,
         **run.common(),
-        "pairs": run.snapshot["split_counts"],
-        "epochs_run": run.trained["epochs_run"],
-        "val_loss": run.trained["history"].get("val_loss"),
-        "details": {k: v for k, v in run.evaluation["details"].items() if not isinstance(v, list)},
+        "pairs": run.snapshot.split_counts,
+        "epochs_run": run.trained.epochs_run,
+        "val_loss": run.trained.history.get("val_loss"),
+        "details": {k: v for k, v in run.evaluation.details.items() if not isinstance(v, list)},
     }
 
 

@@ -15,7 +15,8 @@ import argparse
 import json
 import sys
 
-import harness
+import harness  # first: it puts the repository root on sys.path
+from modelgate.pipelines import nli
 
 VARIANTS = {
     "quick": ("quick", []),
@@ -25,22 +26,20 @@ METRICS = ["accuracy", "macro_f1", "ece", "f1_entailment", "f1_neutral", "f1_con
 
 
 def run_variant(name: str, store, extra_overrides: list[str]) -> dict:
-    from modelgate.pipelines import nli
-
     profile, overrides = VARIANTS[name]
-    cfg = nli.load_config(profile, None, overrides + extra_overrides)
-    run = harness.run_stages(nli, cfg, store, name)
+    cfg = nli.PIPELINE.load_config(profile, None, overrides + extra_overrides)
+    run = harness.run_stages(nli.PIPELINE, cfg, store, name)
     return {
         "variant": name,
         "profile": profile,
         "overrides": overrides + extra_overrides,
         "preset": cfg.model.preset,
         "sequence_length": cfg.model.sequence_length,
-        "rows": run.features["rows"],
-        "dropped": run.validated["dropped"],
+        "rows": run.features.rows,
+        "dropped": run.validated.dropped,
         **run.common(),
-        "history": run.trained["history"],
-        "details": run.evaluation["details"],
+        "history": run.trained.history,
+        "details": run.evaluation.details,
     }
 
 

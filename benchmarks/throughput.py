@@ -17,7 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# After the path line above: the benchmarks run as scripts from benchmarks/, not as a package.
+from modelgate.models.backbones import load_backbone, load_tokenizer  # noqa: E402
+from modelgate.models.classifier import EncoderClassifier  # noqa: E402
+from modelgate.preprocess import encode_texts  # noqa: E402
+from modelgate.training import TrainSettings, compile_classifier, describe_device  # noqa: E402
 
 
 def main() -> int:
@@ -28,13 +36,6 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--preset", default="all-minilm-l6-v2")
     args = parser.parse_args()
-
-    import numpy as np
-
-    from modelgate.models.backbones import load_backbone, load_tokenizer
-    from modelgate.models.classifier import EncoderClassifier
-    from modelgate.preprocess import encode_texts
-    from modelgate.training import TrainSettings, compile_classifier, describe_device
 
     texts = [f"how do i move money to account number {i} before friday" for i in range(args.examples)]
     x = encode_texts(load_tokenizer(args.preset), texts, args.sequence_length)

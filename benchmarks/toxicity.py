@@ -14,16 +14,15 @@ import argparse
 import json
 import sys
 
-import harness
+import harness  # first: it puts the repository root on sys.path
+from modelgate.pipelines import toxicity
 
 METRICS = ["f1", "roc_auc", "accuracy"]
 
 
 def run_size(examples: int, store, profile: str, overrides: list[str]) -> dict:
-    from modelgate.pipelines import toxicity
-
-    cfg = toxicity.load_config(profile, None, [f"train.examples={examples}", *overrides])
-    run = harness.run_stages(toxicity, cfg, store, f"toxicity-{examples}")
+    cfg = toxicity.PIPELINE.load_config(profile, None, [f"train.examples={examples}", *overrides])
+    run = harness.run_stages(toxicity.PIPELINE, cfg, store, f"toxicity-{examples}")
     manifest = store.get_json(store.key_of(run.summary["manifest_uri"]))
     return {
         "examples": examples,
@@ -33,11 +32,11 @@ def run_size(examples: int, store, profile: str, overrides: list[str]) -> dict:
         "epochs": cfg.train.epochs,
         "sequence_length": cfg.model.sequence_length,
         **run.common(),
-        "parameters": run.trained["parameters"],
-        "trainable_parameters": run.trained["trainable_parameters"],
+        "parameters": run.trained.parameters,
+        "trainable_parameters": run.trained.trainable_parameters,
         "registered_bytes": sum(int(f.get("size", 0)) for f in manifest["files"].values()),
         "registered_files": sorted(manifest["files"]),
-        "confusion": {k: run.evaluation["details"][k] for k in
+        "confusion": {k: run.evaluation.details[k] for k in
                       ("true_negatives", "false_positives", "false_negatives", "true_positives")},
     }
 

@@ -11,11 +11,8 @@ from typing import Literal
 
 from prefect import flow
 
-from modelgate.pipelines import intent_ood as recipe
-from tasks.data import ingest_dataset, validate_dataset
-from tasks.evaluation import evaluate_model
-from tasks.release import gate_model, register_model
-from tasks.training import preprocess_dataset, train_model
+from flows.recipe import run_recipe
+from modelgate.pipelines.intent_ood import PIPELINE
 
 
 @flow(name="intent-ood", log_prints=True)
@@ -31,12 +28,4 @@ def intent_ood(
         config_file: a YAML file merged over the pipeline's defaults.
         overrides: `key.path=value` settings, e.g. `model.head=softmax` for the deterministic baseline.
     """
-    cfg = recipe.load_config(profile, config_file, overrides or [])
-    snapshot = ingest_dataset(cfg)
-    validated = validate_dataset(cfg, snapshot)
-    features = preprocess_dataset(cfg, validated)
-    trained = train_model(cfg, features)
-    evaluation = evaluate_model(cfg, trained, features)
-    verdict = gate_model(cfg, evaluation)
-    lineage = {"raw_snapshot": snapshot, "validated_snapshot": validated}
-    return register_model(cfg, trained, evaluation, verdict, lineage)
+    return run_recipe(PIPELINE, PIPELINE.load_config(profile, config_file, overrides))

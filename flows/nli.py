@@ -11,11 +11,8 @@ from typing import Literal
 
 from prefect import flow
 
-from modelgate.pipelines import nli as recipe
-from tasks.data import ingest_dataset, validate_dataset
-from tasks.evaluation import evaluate_model
-from tasks.release import gate_model, register_model
-from tasks.training import preprocess_dataset, train_model
+from flows.recipe import run_recipe
+from modelgate.pipelines.nli import PIPELINE
 
 
 @flow(name="nli", log_prints=True)
@@ -34,12 +31,4 @@ def nli(
         overrides: `key.path=value` settings, e.g. `model.preset=bert_tiny_en_uncased` or
             `data.train_fraction=0.5`.
     """
-    cfg = recipe.load_config(profile, config_file, overrides or [])
-    snapshot = ingest_dataset(cfg)
-    validated = validate_dataset(cfg, snapshot)
-    features = preprocess_dataset(cfg, validated)
-    trained = train_model(cfg, features)
-    evaluation = evaluate_model(cfg, trained, features)
-    verdict = gate_model(cfg, evaluation)
-    lineage = {"raw_snapshot": snapshot, "validated_snapshot": validated}
-    return register_model(cfg, trained, evaluation, verdict, lineage)
+    return run_recipe(PIPELINE, PIPELINE.load_config(profile, config_file, overrides))

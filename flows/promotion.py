@@ -13,7 +13,7 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from modelgate.promotion import PromotionRefused, default_actor
+from modelgate.registry.promotion import PromotionRefused, default_actor
 from tasks.promotion import gate_candidate, move_alias, publish_promotion, record_approval
 
 

@@ -30,16 +30,29 @@ class LoadedModel:
     inference: dict[str, Any] = field(default_factory=dict)
 
 
+def _keras():
+    """keras, with keras-hub's tokenizers and modelgate's custom layers registered for
+    deserialization.
+
+    Imported here rather than at the top: only loading a model needs Keras and the custom layers
+    (TensorFlow, ~12 s), while the layout constants and the inference.json helpers are also used
+    where no model is loaded (the registry's release step).
+    """
+    import keras
+    import keras_hub  # noqa: F401  (registers the tokenizer classes)
+
+    import modelgate.models  # noqa: F401  (registers the custom layers)
+
+    return keras
+
+
 def save_tokenizer(tokenizer, directory: Path) -> None:
     """keras-hub's own tokenizer layout (config + assets) without a backbone config beside it."""
     tokenizer.save_to_preset(str(directory))
 
 
 def load_tokenizer_dir(directory: Path):
-    import keras
-
-    import keras_hub  # noqa: F401  (registers the tokenizer classes for deserialization)
-
+    keras = _keras()
     config_path = Path(directory) / TOKENIZER_CONFIG
     if not config_path.exists():
         raise FileNotFoundError(f"no tokenizer config at {config_path}")
@@ -71,10 +84,7 @@ def read_inference(directory: Path) -> dict[str, Any]:
 
 def load_model_dir(directory: Path) -> LoadedModel:
     """Load a staged or registered model directory. Keras safe mode: no arbitrary code runs."""
-    import keras
-
-    import modelgate.models  # noqa: F401  (registers the custom layers for deserialization)
-
+    keras = _keras()
     directory = Path(directory)
     model_path = directory / MODEL_FILE
     if not model_path.exists():
@@ -91,10 +101,7 @@ def load_model_dir(directory: Path) -> LoadedModel:
 def recalibrate_model_file(directory: Path, calibration: dict[str, Any]) -> None:
     """Store the calibration chosen at evaluation in the model itself, so that ``model(x)`` of
     the registered file gives exactly the probabilities that were evaluated."""
-    import keras
-
-    import modelgate.models  # noqa: F401
-
+    keras = _keras()
     path = Path(directory) / MODEL_FILE
     model = keras.models.load_model(path, safe_mode=True, compile=False)
     model.set_calibration(**calibration)

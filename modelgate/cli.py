@@ -112,7 +112,7 @@ def deploy(
     """
     from pathlib import Path
 
-    from modelgate import deploy as deployments
+    from modelgate.stack import deploy as deployments
     from modelgate.runner import ensure_services
     from modelgate.settings import load_settings
 
@@ -133,7 +133,7 @@ def registry_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List registered versions with their gate decision and headline metrics."""
-    from modelgate.registry_view import list_rows, format_rows
+    from modelgate.registry.view import list_rows, format_rows
 
     try:
         rows = list_rows(model)
@@ -148,7 +148,7 @@ def registry_show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one version's manifest (verdict included), or an alias and its history."""
-    from modelgate.registry_view import format_show, show
+    from modelgate.registry.view import format_show, show
 
     try:
         payload = show(ref)
@@ -177,7 +177,7 @@ def gate(
 
     Exits 0 pass, 1 refused, 2 could not decide; always prints a one-line reason.
     """
-    from modelgate.promotion import check_gate
+    from modelgate.registry.promotion import check_gate
 
     try:
         decision = check_gate(_registry(), ref, against=against, verify_files=verify_files)
@@ -190,7 +190,7 @@ def gate(
 
 
 def _move_alias(action) -> None:
-    from modelgate.promotion import PromotionError, PromotionRefused
+    from modelgate.registry.promotion import PromotionError, PromotionRefused
     from modelgate.registry import RegistryError
     from modelgate.storage import StorageError
 
@@ -216,7 +216,7 @@ def promote(
 
     Exits 0 moved (or already there), 1 refused (failed gate, not forced), 2 error or lost race.
     """
-    from modelgate import promotion
+    from modelgate.registry import promotion
 
     move = _move_alias(
         lambda: promotion.promote(_registry(), ref, to, actor=actor, reason=reason, force=force)
@@ -235,7 +235,7 @@ def rollback(
     as_json: JsonFlag = False,
 ) -> None:
     """Move an alias back to an earlier version; recorded like a promotion."""
-    from modelgate import promotion
+    from modelgate.registry import promotion
 
     move = _move_alias(
         lambda: promotion.rollback(

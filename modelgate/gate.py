@@ -9,7 +9,6 @@ as 'no production baseline' in the verdict, "refuse" refuses the candidate).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -80,32 +79,32 @@ def load_gate_config(data: dict[str, Any] | None, source: str = "gate config") -
         raise ValueError(f"invalid {source}: {problems}") from None
 
 
-@dataclass
-class GateCheck:
+class GateCheck(BaseModel):
     """One row of the verdict table. ``passed`` is None for a check that was not evaluated."""
 
     kind: Literal["absolute", "change"]
     metric: str
     comparator: str
     threshold: float
-    observed: float | None
-    low: float | None
-    high: float | None
-    baseline: float | None
-    passed: bool | None
+    observed: float | None = None
+    low: float | None = None
+    high: float | None = None
+    baseline: float | None = None
+    passed: bool | None = None
     note: str = ""
     use: str = "value"
     change: float | None = None
 
 
-@dataclass
-class Verdict:
+class Verdict(BaseModel):
+    """The gate's decision (a typed stage result), stored with the version it judged."""
+
     passed: bool
     decision: Literal["pass", "fail", "refuse"]
     reasons: list[str]
-    checks: list[GateCheck] = field(default_factory=list)
+    checks: list[GateCheck] = Field(default_factory=list)
     baseline_ref: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
 
     def summary(self) -> str:
         evaluated = [c for c in self.checks if c.passed is not None]
@@ -117,25 +116,20 @@ class Verdict:
         return f"{head} ({baseline}){tail}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """JSON-able, NaN as null, with the one-line summary beside the fields."""
+        data = self.model_dump(mode="json")
         data["checks"] = [
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in check.items()}
             for check in data["checks"]
         ]
+        data["summary"] = self.summary()
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":
         try:
-            return cls(
-                passed=bool(data["passed"]),
-                decision=data["decision"],
-                reasons=list(data.get("reasons", [])),
-                checks=[GateCheck(**check) for check in data.get("checks", [])],
-                baseline_ref=data.get("baseline_ref"),
-                config=dict(data.get("config") or {}),
-            )
-        except (KeyError, TypeError) as exc:
+            return cls.model_validate({k: v for k, v in data.items() if k != "summary"})
+        except ValidationError as exc:
             raise ValueError(f"not a gate verdict: {exc}") from None
 
 
@@ -145,8 +139,8 @@ def _finite(value: float | None) -> bool:
 
 def _check_absolute(rule: Threshold, metric: MetricValue | None) -> GateCheck:
     comparator, limit = (">=", rule.min) if rule.min is not None else ("<=", rule.max)
-    check = GateCheck("absolute", rule.metric, comparator, limit, None, None, None, None, False,
-                      use=rule.use)
+    check = GateCheck(kind="absolute", metric=rule.metric, comparator=comparator, threshold=limit,
+                      passed=False, use=rule.use)
     if metric is None:
         check.note = f"metric {rule.metric!r} was not computed"
         return check
@@ -170,7 +164,7 @@ def _check_change(
     baseline_ref: str | None,
 ) -> GateCheck:
     direction, limit, comparator = _change_rule(rule)
-    check = GateCheck("change", rule.metric, comparator, limit, None, None, None, None, False)
+    check = GateCheck(kind="change", metric=rule.metric, comparator=comparator, threshold=limit, passed=False)
     if metric is None:
         check.note = f"metric {rule.metric!r} was not computed"
         return check
@@ -209,7 +203,8 @@ def _skipped_change(rule: ChangeThreshold, metric: MetricValue | None, note: str
     observed = metric.value if metric else None
     low, high = (metric.low, metric.high) if metric else (None, None)
     return GateCheck(
-        "change", rule.metric, comparator, limit, observed, low, high, None, None, note
+        kind="change", metric=rule.metric, comparator=comparator, threshold=limit,
+        observed=observed, low=low, high=high, note=note,
     )
 
 
@@ -223,7 +218,8 @@ def evaluate_gate(
     snapshot = config.model_dump()
     if config.is_empty:
         reason = "no thresholds configured: the gate never passes by default"
-        return Verdict(False, "refuse", [reason], [], baseline_ref, snapshot)
+        return Verdict(passed=False, decision="refuse", reasons=[reason], baseline_ref=baseline_ref,
+                       config=snapshot)
 
     checks = [_check_absolute(rule, metrics.get(rule.metric)) for rule in config.thresholds]
     refusals: list[str] = []
@@ -259,5 +255,6 @@ def evaluate_gate(
     if decision == "pass" and any(c.passed is None for c in checks):
         reasons.append(f"change thresholds skipped: {NO_BASELINE}" if baseline is None
                        else "some change thresholds skipped: metric missing from the baseline")
-    return Verdict(decision == "pass", decision, reasons + refusals, checks, baseline_ref, snapshot)
+    return Verdict(passed=decision == "pass", decision=decision, reasons=reasons + refusals,
+                   checks=checks, baseline_ref=baseline_ref, config=snapshot)
 

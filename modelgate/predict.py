@@ -7,26 +7,30 @@ with ``to_dict()``, and ``format(predictions)`` renders them as a table.
 
 from __future__ import annotations
 
+import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelgate.artifacts import load_model_dir
-from modelgate.pipelines import pipeline_for_model
+import numpy as np
+
+from modelgate.pipelines import get_pipeline
+from modelgate.pipelines.base import Predictor
+from modelgate.registry import Registry
 from modelgate.storage import ObjectStore
 
 
-def load_predictor(ref: str, store: ObjectStore | None = None):
-    """``MODEL``, ``MODEL:VERSION`` or ``MODEL@ALIAS`` -> the pipeline's predictor for that version."""
-    from modelgate.registry import Registry
+def load_predictor(ref: str, store: ObjectStore | None = None) -> Predictor:
+    """``MODEL``, ``MODEL:VERSION`` or ``MODEL@ALIAS`` -> the pipeline's predictor for that version.
 
+    A registered model is named after its pipeline, whose ``load_predictor`` reads the version's
+    directory after every file's sha256 was verified.
+    """
     registry = Registry(store or ObjectStore.from_settings())
     version = registry.resolve(ref)
     directory = registry.fetch(version.model, version.version)  # verifies every file's sha256
-    pipeline = pipeline_for_model(version.model)
-    if hasattr(pipeline, "load_predictor"):  # pipelines whose artifact is not a plain model dir
-        return pipeline.load_predictor(directory, registry)
-    return pipeline.predictor(load_model_dir(directory))
+    return get_pipeline(version.model).load_predictor(directory)
 
 
 @dataclass
@@ -92,11 +96,6 @@ def _require(predictor, method: str, what: str):
 
 def write_embeddings(vectors, texts: list[str], output: str) -> dict[str, Any]:
     """Write embeddings atomically (a temp file renamed), as .npy or as .csv with the text first."""
-    import csv
-    import os
-
-    import numpy as np
-
     path = Path(output)
     if path.suffix not in (".npy", ".csv"):
         raise ValueError(f"--output must end in .npy or .csv, not {path.name!r}")

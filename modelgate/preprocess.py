@@ -14,6 +14,7 @@ import hashlib
 import io
 from typing import Callable, Sequence
 
+import keras_hub
 import numpy as np
 
 from modelgate.storage import NotFound, ObjectStore, PreconditionFailed, StorageError
@@ -24,8 +25,6 @@ ARRAY_KEYS = ("token_ids", "padding_mask", "segment_ids")
 
 
 def _packer(tokenizer, sequence_length: int):
-    import keras_hub
-
     if sequence_length < 3:
         raise ValueError(f"sequence_length must be >= 3 (start, a token, end), got {sequence_length}")
     for attribute in ("start_token_id", "end_token_id", "pad_token_id"):

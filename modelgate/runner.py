@@ -6,7 +6,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from modelgate import stack
+from modelgate.config import ConfigError
 from modelgate.settings import Settings, load_settings
+from modelgate.summary import format_run_summary
+from validations.runner import ValidationFailed
 
 EXIT_OK, EXIT_VALIDATION, EXIT_ERROR = 0, 1, 2
 
@@ -31,8 +37,6 @@ class RunOutcome:
         }
 
     def describe(self) -> str:
-        from modelgate.summary import format_run_summary
-
         lines = []
         if self.summary:
             lines.append(format_run_summary(self.summary))
@@ -53,8 +57,6 @@ def _prefect_ui_url(api_url: str, flow_run_id: str | None) -> str | None:
 
 def ensure_services(settings: Settings) -> str:
     """Start the local stack's services that this run needs; return the Prefect API URL to use."""
-    from modelgate import stack
-
     need_s3 = settings.uses_local_stack
     need_prefect = not os.environ.get("PREFECT_API_URL")
     if need_s3 or need_prefect:
@@ -68,14 +70,17 @@ def run_pipeline(
     config_file: str | None = None,
     overrides: list[str] | None = None,
 ) -> RunOutcome:
-    from modelgate.config import ConfigError
-    from modelgate.pipelines import get_flow, get_pipeline
+    # Imported here: flows bring Prefect and every pipeline (TensorFlow, keras-hub), which the
+    # CLI's other commands never need at start-up.
+    from flows import FLOWS
+    from modelgate.pipelines import get_pipeline
 
     overrides = overrides or []
     try:
-        # Resolve the configuration first: a typo should fail in a second, before any service starts.
+        # Resolve the configuration first: a typo should fail in a second, before any service
+        # starts. The flow resolves it again from the same inputs, as a deployment's run does.
         get_pipeline(pipeline).load_config(profile, config_file, overrides)
-        flow_fn = get_flow(pipeline)
+        flow_fn = FLOWS[pipeline]
         settings = load_settings()
     except (ConfigError, ValueError) as exc:
         return RunOutcome(pipeline, EXIT_ERROR, error=str(exc))
@@ -84,10 +89,6 @@ def run_pipeline(
         api_url = ensure_services(settings)
     except Exception as exc:  # the stack could not start: say so, exit 2
         return RunOutcome(pipeline, EXIT_ERROR, error=f"could not start the local stack: {exc}")
-
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from validations.runner import ValidationFailed
 
     with temporary_settings({PREFECT_API_URL: api_url}):
         state = flow_fn(

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 from modelgate.settings import Credentials, Settings, load_settings
 
 CHUNK = 1024 * 1024
+PRESIGNED_SECONDS = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 
 
 class StorageError(RuntimeError):
@@ -186,6 +187,13 @@ class ObjectStore:
         if bucket != self.bucket:
             raise ValueError(f"{uri} is outside the configured bucket {self.bucket!r}")
         return key
+
+    def presigned_url(self, key_or_uri: str, expires_s: int = PRESIGNED_SECONDS) -> str:
+        """An HTTP link to one object that works without credentials for ``expires_s`` seconds."""
+        key = self.key_of(key_or_uri) if key_or_uri.startswith("s3://") else key_or_uri
+        return self.client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(expires_s)
+        )
 
     # -- objects -----------------------------------------------------------------------------
     def put_bytes(

@@ -6,38 +6,37 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from modelgate.config import PipelineConfig
-from modelgate.pipelines import get_pipeline
+from modelgate.data.snapshot import DatasetSnapshot
+from modelgate.pipelines.base import Pipeline
 from tasks.context import current_run_id, object_store
+from validations.runner import ValidationFailed, ValidationReport
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=10)
-def ingest_dataset(cfg: PipelineConfig) -> dict:
+def ingest_dataset(pipeline: Pipeline, cfg: PipelineConfig) -> DatasetSnapshot:
     """Read the configured source and snapshot it to object storage by content hash."""
-    snapshot = get_pipeline(cfg.pipeline).ingest(cfg, object_store())
+    snapshot = pipeline.ingest(cfg, object_store())
     counts = ", ".join(f"{split} {n}" for split, n in snapshot.split_counts.items())
     print(f"snapshot {snapshot.uri} ({snapshot.rows} rows: {counts})")
-    return snapshot.to_dict()
+    return snapshot
 
 
 @task(name="validate")
-def validate_dataset(cfg: PipelineConfig, snapshot: dict) -> dict:
+def validate_dataset(pipeline: Pipeline, cfg: PipelineConfig, snapshot: DatasetSnapshot) -> ValidationReport:
     """Filter invalid labels into quarantine, then run the Great Expectations suite.
 
     A failing suite raises ValidationFailed, which stops the flow before any training.
     """
-    from validations.runner import ValidationFailed
-
-    pipeline = get_pipeline(cfg.pipeline)
     try:
         report = pipeline.validate(cfg, object_store(), snapshot, current_run_id())
     except ValidationFailed as exc:
         _publish_validation(exc.report)
         raise
     _publish_validation(report)
-    return report.to_dict()
+    return report
 
 
-def _publish_validation(report) -> None:
+def _publish_validation(report: ValidationReport) -> None:
     data = report.to_dict()
     if data.get("docs_url"):
         create_link_artifact(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from modelgate import promotion
+from modelgate.registry import promotion
 from modelgate.registry import Registry
 from tasks.context import current_run_id, object_store
 

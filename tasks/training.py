@@ -6,27 +6,29 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from modelgate.config import PipelineConfig
-from modelgate.pipelines import get_pipeline
+from modelgate.pipelines.base import Pipeline
+from modelgate.pipelines.results import FeatureSet, TrainedModel
+from modelgate.training.isolated import train_in_subprocess
 from tasks.context import object_store
+from validations.runner import ValidationReport
 
 
 @task(name="preprocess")
-def preprocess_dataset(cfg: PipelineConfig, validated: dict) -> dict:
+def preprocess_dataset(pipeline: Pipeline, cfg: PipelineConfig, validated: ValidationReport) -> FeatureSet:
     """Tokenize every split into arrays, cached by data hash + tokenizer + sequence length."""
-    features = get_pipeline(cfg.pipeline).preprocess(cfg, object_store(), validated)
-    return features.to_dict()
+    return pipeline.preprocess(cfg, object_store(), validated)
 
 
 @task(name="train", tags=["gpu"])
-def train_model(cfg: PipelineConfig, features: dict) -> dict:
+def train_model(pipeline: Pipeline, cfg: PipelineConfig, features: FeatureSet) -> TrainedModel:
     """Fine-tune in a process of its own (GPU memory is freed when it ends); a rerun with the same
     inputs resumes from its last S3 checkpoint. The `gpu` tag lets a concurrency limit on that tag
     serialise GPU training across runs (see docs/design.md)."""
-    from modelgate.training.isolated import train_in_subprocess
-
-    info = train_in_subprocess(cfg, features)
-    create_markdown_artifact(key="training", markdown=training_markdown(info), description="Training run")
-    return info
+    trained = train_in_subprocess(pipeline, cfg, features)
+    create_markdown_artifact(
+        key="training", markdown=training_markdown(trained.to_dict()), description="Training run"
+    )
+    return trained
 
 
 def training_markdown(info: dict) -> str:

@@ -18,7 +18,7 @@ os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 from modelgate.settings import Credentials  # noqa: E402
-from modelgate.seaweedfs import SeaweedServer, WeedPorts, start_seaweedfs  # noqa: E402
+from modelgate.stack.seaweedfs import SeaweedServer, WeedPorts, start_seaweedfs  # noqa: E402
 from modelgate.storage import ObjectStore, StorageError  # noqa: E402
 
 

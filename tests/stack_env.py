@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from modelgate.processes import port_is_free
-from modelgate.seaweedfs import WeedPorts
+from modelgate.stack.processes import port_is_free
+from modelgate.stack.seaweedfs import WeedPorts
 
 
 def free_weed_base() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mirror import REAL_MIRROR
-from modelgate.processes import free_port
+from modelgate.stack.processes import free_port
 from prefect_ui import UI_TIMEOUT_MS, api, chromium_executable, start_custom_run, wait_for_flow_run
 from stack_env import local_stack_env
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def ui_stack(tmp_path_factory):
-    from modelgate.deploy import deploy
+    from modelgate.stack.deploy import deploy
     from modelgate.settings import load_settings
     from modelgate.stack import stack_down, stack_up
 

@@ -107,14 +107,10 @@ def test_only_lora_factors_train_and_scoring_is_batched(gemma_preset, tokenizer)
 
 
 def test_lora_tuning_changes_only_the_factors_and_lowers_the_loss(gemma_preset, tokenizer):
-    from modelgate.models.causal_lm import (
-        PromptTemplate,
-        build_causal_lm,
-        encode_prompts,
-        fit_causal_lm,
-    )
+    from modelgate.models.causal_lm import PromptTemplate, build_causal_lm, encode_prompts
     from modelgate.models.lora import lora_layers
-    from modelgate.training import TrainSettings
+    from modelgate.training import TrainResult, TrainSettings
+    from modelgate.training.causal_lm import fit_causal_lm
 
     template = PromptTemplate()
     rows = make_ethos_rows(16)
@@ -128,6 +124,10 @@ def test_lora_tuning_changes_only_the_factors_and_lowers_the_loss(gemma_preset, 
     result = fit_causal_lm(model, arrays, TrainSettings(epochs=3, batch_size=8, learning_rate=3e-2,
                                                         warmup_fraction=0.0))
     assert result.history["loss"][-1] < result.history["loss"][0]
+    # The classifier loop's result, so a pipeline records either the same way.
+    assert isinstance(result, TrainResult) and result.epochs_run == 3 and result.resumed_from_epoch is None
+    assert len(result.history["token_accuracy"]) == 3 and result.seconds > 0 and result.examples_per_second > 0
+    assert result.backend and result.device and result.seed == 42
     assert all(np.array(layer.lora_kernel_b).any() for layer in lora_layers(model))
     for weight, value in zip(model.backbone.non_trainable_weights, frozen):
         np.testing.assert_array_equal(np.array(weight), value)  # the base never moved

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelgate.deploy import DeployError, declared_deployments, deploy, find_project_dir
+from modelgate.stack.deploy import DeployError, declared_deployments, deploy, find_project_dir
 from prefect_ui import api
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,9 +76,9 @@ def test_the_run_form_offers_every_profile_of_the_pipeline(pipeline):
     """The flow's `profile` choices (the UI's select) are exactly `default` and the config's profiles."""
     import typing
 
-    from modelgate.pipelines import get_flow
+    from flows import FLOWS
 
     root = REPO / "modelgate" / "configs" / f"{pipeline}.yaml"
     profiles = {"default", *(yaml.safe_load(root.read_text()).get("profiles") or {})}
-    hints = typing.get_type_hints(get_flow(pipeline).fn)
+    hints = typing.get_type_hints(FLOWS[pipeline].fn)
     assert set(typing.get_args(hints["profile"])) == profiles

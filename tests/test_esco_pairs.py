@@ -134,9 +134,9 @@ def test_stsb_reads_first_seven_fields_and_rejects_bad_lines(tmp_path):
 
 
 def test_angular_profile_changes_only_the_scores_and_keeps_their_order(tmp_path):
-    from modelgate.pipelines.job_similarity import load_config
+    from modelgate.pipelines.job_similarity import PIPELINE
 
-    default, angular = load_config("default"), load_config("angular")
+    default, angular = PIPELINE.load_config("default"), PIPELINE.load_config("angular")
     same = {"data", "train", "profile"}
     assert angular.model_dump(exclude=same) == default.model_dump(exclude=same)
     assert angular.train.model_dump(exclude={"min_delta"}) == default.train.model_dump(exclude={"min_delta"})

@@ -20,8 +20,8 @@ from infra_files import (
     COMPOSE_FILE, CREDENTIAL_NAME, DOCKERFILE, INFRA, REFERENCE, ROOT, WORKERS, compose, env_example,
     interpolate, pyproject_pin, strings_in, wait_for_http, without_references,
 )
-from modelgate.processes import free_port, stop_process_group
-from modelgate.seaweedfs import WeedPorts, remove_weed_sockets, weed_binary
+from modelgate.stack.processes import free_port, stop_process_group
+from modelgate.stack.seaweedfs import WeedPorts, remove_weed_sockets, weed_binary
 from modelgate.settings import Credentials
 from modelgate.storage import ObjectStore, StorageAuthError
 

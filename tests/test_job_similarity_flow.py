@@ -51,11 +51,11 @@ def test_flow_registers_encoder_with_comparison_and_predicts(tmp_path, flow_env,
     from modelgate.predict import load_predictor
     from modelgate.runner import run_pipeline
 
-    from modelgate.pipelines.job_similarity import load_config
+    from modelgate.pipelines.job_similarity import PIPELINE
 
     # The packaged gate is the recipe's: STS-B Pearson at most 0.02 below the base encoder, held-out
     # ESCO Spearman at least 0.05 above it.
-    packaged = {(t.metric, t.min) for t in load_config("default").gate.thresholds}
+    packaged = {(t.metric, t.min) for t in PIPELINE.load_config("default").gate.thresholds}
     assert packaged == {("stsb_pearson_change", -0.02), ("esco_spearman_gain", 0.05)}
     # Here the ESCO gain must exceed 2, which no change of a correlation can: a failed gate,
     # whatever a tiny random encoder happens to learn; the version is registered all the same.

@@ -34,10 +34,12 @@ def test_per_class_metrics_match_sklearn_and_carry_intervals():
 
 
 def test_config_holds_the_recipe_and_a_quick_profile():
+    import flows
     from modelgate.config import ConfigError
-    from modelgate.pipelines import get_flow, get_pipeline
-    from modelgate.pipelines.nli import load_config
+    from modelgate.pipelines import get_pipeline
+    from modelgate.pipelines.nli import PIPELINE
 
+    load_config = PIPELINE.load_config
     cfg = load_config()
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.learning_rate, cfg.train.warmup_fraction) == (
         3, 16, 1e-4, 0.2)
@@ -50,4 +52,5 @@ def test_config_holds_the_recipe_and_a_quick_profile():
         load_config(overrides=["data.train_fraction=1.5"])
     with pytest.raises(ConfigError, match="sentence_chars"):
         load_config(overrides=["validation.sentence_chars=[10, 1]"])
-    assert get_pipeline("nli").NAME == "nli" and get_flow("nli").name == "nli"
+    assert get_pipeline("nli") is PIPELINE and PIPELINE.name == "nli"
+    assert flows.FLOWS["nli"].name == "nli"

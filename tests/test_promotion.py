@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from candidates import register_candidate
-from modelgate.promotion import (
+from modelgate.registry.promotion import (
     EXIT_PASS,
     EXIT_REFUSED,
     EXIT_UNDECIDED,

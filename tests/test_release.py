@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from modelgate import release
-from modelgate.pipelines import intent_ood
-from modelgate.registry import Registry
+from modelgate.evaluation.result import Evaluation
+from modelgate.pipelines.intent_ood import PIPELINE as intent_ood
+from modelgate.registry import Registry, release
 
 
 def _metrics(accuracy: float, auprc: float, ece: float) -> dict:
@@ -20,6 +20,10 @@ def _metrics(accuracy: float, auprc: float, ece: float) -> dict:
     }
 
 
+def _candidate(accuracy: float, auprc: float, ece: float) -> Evaluation:
+    return Evaluation(metrics=_metrics(accuracy, auprc, ece), plots={})
+
+
 def _register(store, tmp_path, metrics: dict) -> int:
     files = tmp_path / f"v{len(list(tmp_path.iterdir()))}"
     files.mkdir()
@@ -29,7 +33,7 @@ def _register(store, tmp_path, metrics: dict) -> int:
 
 def test_without_production_the_change_thresholds_are_recorded_as_skipped(object_store):
     cfg = intent_ood.load_config()
-    verdict = release.gate(cfg, object_store, {"metrics": _metrics(0.97, 0.92, 0.02)})
+    verdict = release.gate(cfg, object_store, _candidate(0.97, 0.92, 0.02)).to_dict()
     assert verdict["decision"] == "pass"
     assert verdict["baseline_ref"] is None
     changes = [c for c in verdict["checks"] if c["kind"] == "change"]
@@ -50,7 +54,7 @@ def test_change_thresholds_hold_the_candidate_against_production(object_store, t
     version = _register(object_store, tmp_path, _metrics(0.970, 0.920, 0.020))
     registry.set_alias("intent-ood", "production", version, actor="test", reason="baseline", expected_etag=None)
 
-    verdict = release.gate(intent_ood.load_config(), object_store, {"metrics": _metrics(*candidate)})
+    verdict = release.gate(intent_ood.load_config(), object_store, _candidate(*candidate)).to_dict()
 
     assert verdict["baseline_ref"] == f"intent-ood:{version}"
     changes = {c["metric"]: c for c in verdict["checks"] if c["kind"] == "change"}
@@ -63,11 +67,11 @@ def test_production_moving_changes_the_baseline(object_store, tmp_path):
     registry = Registry(object_store)
     first = _register(object_store, tmp_path, _metrics(0.950, 0.900, 0.030))
     record = registry.set_alias("intent-ood", "production", first, actor="test", reason="r", expected_etag=None)
-    candidate = {"metrics": _metrics(0.960, 0.905, 0.025)}
-    assert release.gate(intent_ood.load_config(), object_store, candidate)["decision"] == "pass"
+    candidate = _candidate(0.960, 0.905, 0.025)
+    assert release.gate(intent_ood.load_config(), object_store, candidate).decision == "pass"
 
     better = _register(object_store, tmp_path, _metrics(0.980, 0.950, 0.010))
     registry.set_alias("intent-ood", "production", better, actor="test", reason="r", expected_etag=record.etag)
-    verdict = release.gate(intent_ood.load_config(), object_store, candidate)
+    verdict = release.gate(intent_ood.load_config(), object_store, candidate).to_dict()
     assert verdict["baseline_ref"] == f"intent-ood:{better}"
     assert verdict["decision"] == "fail"

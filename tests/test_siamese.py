@@ -15,7 +15,10 @@ from modelgate.models.siamese import (
     SiameseSimilarity,
     angular_from_cosine,
     angular_similarity,
+    cosine_matrix_np,
+    cosine_similarity_np,
     pair_inputs,
+    unit_rows,
 )
 from modelgate.training.similarity import EarlyStop, SimilarityTrainSettings, train_similarity
 from tiny_preset import build_tiny_preset
@@ -35,6 +38,15 @@ def test_angular_similarity_values():
     assert got == pytest.approx([1.0, 0.5, 0.0], abs=1e-3)
     cosine = np.array([1.0, 0.5, 0.0, -0.5, -1.0])
     assert angular_from_cosine(cosine) == pytest.approx(1 - np.arccos(cosine) / math.pi)
+
+
+def test_numpy_cosines_match_and_keep_zero_vectors_finite():
+    vectors = np.array([[3.0, 4.0], [0.0, 2.0], [0.0, 0.0]])
+    unit = unit_rows(vectors)
+    assert unit == pytest.approx(np.array([[0.6, 0.8], [0.0, 1.0], [0.0, 0.0]]))
+    matrix = cosine_matrix_np(vectors)
+    assert matrix == pytest.approx(np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+    assert cosine_similarity_np(vectors, vectors[[1, 0, 2]]) == pytest.approx([0.8, 0.8, 0.0])
 
 
 def test_angular_similarity_gradient_is_finite_at_a_zero_embedding():

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from modelgate.processes import free_port, group_members, process_alive
-from modelgate.seaweedfs import WeedPorts
+from modelgate.stack.processes import free_port, group_members, process_alive
+from modelgate.stack.seaweedfs import WeedPorts
 from modelgate.settings import Credentials, load_settings
 from modelgate.stack import (
     PortInUseError,

@@ -101,28 +101,32 @@ def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, flow_env, 
 
 
 def test_causal_lm_family_end_to_end(tmp_path, object_store):
-    from modelgate import release
     from modelgate.pipelines import toxicity
     from modelgate.predict import load_predictor
+    from modelgate.registry import release
 
     preset = build_tiny_gemma_preset(tmp_path / "tiny-gemma")
     mirror = write_ethos_mirror(tmp_path / "mirror")
-    cfg = toxicity.load_config("default", write_config(tmp_path, mirror, preset, sequence_length=40),
-                               ["train.epochs=1", "train.learning_rate=0.01"])
+    cfg = toxicity.PIPELINE.load_config("default", write_config(tmp_path, mirror, preset, sequence_length=40),
+                                        ["train.epochs=1", "train.learning_rate=0.01"])
     assert toxicity.family(cfg) == "causal_lm"
-    snapshot = toxicity.ingest(cfg, object_store).to_dict()
-    validated = toxicity.validate(cfg, object_store, snapshot, "run-causal").to_dict()
-    features = toxicity.preprocess(cfg, object_store, validated).to_dict()
-    trained = toxicity.train(cfg, object_store, features).to_dict()
-    assert trained["trainable_parameters"] == 512  # LoRA factors only: see test_causal_lm.py
-    evaluation = toxicity.evaluate(cfg, object_store, trained, features, "run-causal").to_dict()
-    assert set(evaluation["metrics"]) == {"f1", "roc_auc", "accuracy"}
+    snapshot = toxicity.ingest(cfg, object_store)
+    validated = toxicity.validate(cfg, object_store, snapshot, "run-causal")
+    features = toxicity.preprocess(cfg, object_store, validated)
+    assert set(features.token_keys) == {"train", "test"} and features.labels == ["not_hateful", "hateful"]
+    trained = toxicity.train(cfg, object_store, features)
+    assert trained.trainable_parameters == 512  # LoRA factors only: see test_causal_lm.py
+    assert not trained.reused and trained.resumed_from_epoch is None and trained.epochs_run == 1
+    evaluation = toxicity.evaluate(cfg, object_store, trained, features, "run-causal")
+    assert set(evaluation.metrics) == {"f1", "roc_auc", "accuracy"}
     verdict = release.gate(cfg, object_store, evaluation)
-    summary = release.register(cfg, object_store, trained, evaluation, verdict,
-                               {"raw_snapshot": snapshot, "validated_snapshot": validated}, "run-causal")
+    candidate = release.Candidate(pipeline=toxicity.PIPELINE, cfg=cfg, snapshot=snapshot, validated=validated,
+                                  trained=trained, evaluation=evaluation, verdict=verdict)
+    summary = release.register(candidate, object_store, "run-causal")
     predictor = load_predictor(f"toxicity:{summary['version']}", object_store)
     predictions = predictor.predict(TEXTS)
     assert all(p.label in CLASSES and 0.5 <= p.probability <= 1.0 for p in predictions)
     assert "probability" in predictor.format(predictions)
     # A second train call with the same inputs reuses the staged model.
-    assert toxicity.train(cfg, object_store, features).reused
+    again = toxicity.train(cfg, object_store, features)
+    assert again.reused and again.uri == trained.uri

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def test_grid_points_and_table():
     from modelgate.pipelines import toxicity, toxicity_curve
 
-    cfg = toxicity.load_config()
+    cfg = toxicity.PIPELINE.load_config()
     assert toxicity_curve.grid(cfg) == [(s, e) for s in (200, 400, 800) for e in (4, 6, 8, 10)]
     point = toxicity_curve.point_config(cfg, 200, 6)
     assert (point.train.examples, point.train.epochs) == (200, 6) and cfg.train.examples is None

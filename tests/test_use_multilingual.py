@@ -159,7 +159,7 @@ def test_job_similarity_trains_registers_and_predicts_with_use(tmp_path, object_
 
     from modelgate.models.backbones import load_backbone
     from modelgate.pipelines import job_similarity as recipe
-    from modelgate.pipelines.classification import fetch_staged_model
+    from modelgate.pipelines.stages import fetch_staged_model
 
     mirror = write_esco_mirror(tmp_path / "mirror")
     config = tmp_path / "pipeline.yaml"
@@ -170,21 +170,22 @@ def test_job_similarity_trains_registers_and_predicts_with_use(tmp_path, object_
         "evaluate": {"bootstrap_samples": 100, "stsb_sequence_length": 16},
         "validation": FIXTURE_VALIDATION,
     }))
-    cfg = recipe.load_config("default", str(config))
-    snapshot = recipe.ingest(cfg, object_store).to_dict()
-    validated = recipe.validate(cfg, object_store, snapshot, "use-run").to_dict()
-    features = recipe.preprocess(cfg, object_store, validated).to_dict()
-    trained = recipe.train(cfg, object_store, features).to_dict()
-    assert trained["epochs_run"] == 2 and trained["trainable_parameters"] == trained["parameters"]
-    evaluation = recipe.evaluate(cfg, object_store, trained, features, "use-run")
+    pipeline = recipe.PIPELINE
+    cfg = pipeline.load_config("default", str(config))
+    snapshot = pipeline.ingest(cfg, object_store)
+    validated = pipeline.validate(cfg, object_store, snapshot, "use-run")
+    features = pipeline.preprocess(cfg, object_store, validated)
+    trained = pipeline.train(cfg, object_store, features)
+    assert trained.epochs_run == 2 and trained.trainable_parameters == trained.parameters
+    evaluation = pipeline.evaluate(cfg, object_store, trained, features, "use-run")
     assert {"stsb_pearson", "base_stsb_pearson", "esco_spearman_gain"} <= set(evaluation.metrics)
 
-    loaded = fetch_staged_model(object_store, recipe.TrainedEncoder.from_dict(trained), tmp_path / "model")
+    loaded = fetch_staged_model(object_store, trained, tmp_path / "model")
     assert loaded.inference["pooling"] == "backbone"
     assert type(loaded.model.backbone).__name__ == "USEMultilingualBackbone"
     base_table = load_backbone(str(tiny_use)).token_embedding.embeddings.numpy()
     assert not np.allclose(loaded.model.backbone.token_embedding.embeddings.numpy(), base_table)
-    predictor = recipe.predictor(loaded)
+    predictor = pipeline.load_predictor(tmp_path / "model")
     [same] = predictor.predict(["Data Analyst", "data  analyst"])
     assert same.similarity == pytest.approx(1.0, abs=1e-3)
     vectors = predictor.embed(["software engineer", "Krankenpfleger"])

@@ -26,10 +26,11 @@ import re
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import pandas as pd
+from pydantic import BaseModel, Field
 
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, plain_value, snapshot_table
 from modelgate.storage import ObjectStore
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 ROW_ID = "row_id"
 DOCS_SITE = "modelgate_local_site"
-PRESIGNED_SECONDS = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -82,8 +82,9 @@ class ValidationSuite:
     max_filtered_fraction: float = 0.05
 
 
-@dataclass
-class ExpectationOutcome:
+class ExpectationOutcome(BaseModel):
+    """One expectation's result, as the report and the failure message show it."""
+
     phase: str  # "filter" or "quality"
     batch: str
     expectation_type: str
@@ -92,7 +93,7 @@ class ExpectationOutcome:
     success: bool
     unexpected_count: int | None = None
     observed_value: Any = None
-    unexpected_sample: list[Any] = field(default_factory=list)
+    unexpected_sample: list[Any] = Field(default_factory=list)
     error: str | None = None
 
     def describe(self) -> str:
@@ -111,8 +112,10 @@ class ExpectationOutcome:
         return f"{self.expectation_type}{where}{scope} [{self.phase}/{self.batch}]: {detail}"
 
 
-@dataclass
-class ValidationReport:
+class ValidationReport(BaseModel):
+    """What validate hands on (a typed stage result): the verdict, the row accounting, where the
+    quarantine and Data Docs are, and the validated snapshot when the suite passed."""
+
     dataset: str
     run_id: str
     snapshot_uri: str
@@ -140,9 +143,11 @@ class ValidationReport:
         return [outcome for outcome in self.expectations if not outcome.success]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["filtered_snapshot"] = self.filtered_snapshot.to_dict() if self.filtered_snapshot else None
-        return data
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ValidationReport":
+        return cls.model_validate(data)
 
     def failure_message(self) -> str:
         lines = [f"validation of {self.dataset} snapshot {self.snapshot_sha256[:12]} failed "
@@ -170,6 +175,8 @@ class ValidationFailed(RuntimeError):
 
 # -- Great Expectations plumbing ---------------------------------------------------------------
 def _ephemeral_context(docs_dir: str):
+    # great_expectations takes ~5 s to import; it stays here so that importing ValidationReport /
+    # ValidationFailed (modelgate.runner, the release and training stages) does not pay for it.
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -243,7 +250,7 @@ def _outcome(phase: str, batch: str, result: Any) -> tuple[ExpectationOutcome, l
 
 
 def _validate(context, source, suite_name: str, frame: pd.DataFrame, expectations, index_columns):
-    import great_expectations as gx
+    import great_expectations as gx  # heavy; kept off this module's import (see _ephemeral_context)
 
     asset = source.add_dataframe_asset(suite_name)
     batch_definition = asset.add_batch_definition_whole_dataframe(f"{suite_name} (whole table)")
@@ -257,7 +264,127 @@ def _validate(context, source, suite_name: str, frame: pd.DataFrame, expectation
     return definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
 
 
+# -- the two phases ----------------------------------------------------------------------------
+@dataclass
+class _FilterPhase:
+    """Phase 1's result: flag reasons per row id, the rows kept and whether the phase passed."""
+
+    flagged: dict[int, list[str]]
+    dropped: dict[str, int]
+    kept: pd.DataFrame
+    fraction: float
+    ok: bool
+
+
+@dataclass
+class _QualityPhase:
+    """Phase 2's result: failing expectation labels per row id and whether the phase passed."""
+
+    flags: dict[int, list[str]]
+    ok: bool
+
+
+def _filter_phase(context, source, suite: ValidationSuite, frame: pd.DataFrame,
+                  outcomes: list[ExpectationOutcome], results_json: dict[str, Any]) -> _FilterPhase:
+    """Phase 1: label filtering. A row flagged by several rules counts under the first."""
+    flagged: dict[int, list[str]] = {}
+    name = f"{suite.dataset}.filters"
+    result = _validate(context, source, name, frame, [r.expectation for r in suite.filters], (ROW_ID,))
+    results_json[name] = result.to_json_dict()
+    phase_outcomes: list[ExpectationOutcome] = []
+    for rule, expectation_result in zip(suite.filters, result.results):
+        outcome, row_ids = _outcome("filter", "filters", expectation_result)
+        outcome.success = outcome.error is None  # flagged rows are dropped, not a failure
+        phase_outcomes.append(outcome)
+        for row_id in row_ids:
+            flagged.setdefault(row_id, []).append(rule.reason)
+    outcomes.extend(phase_outcomes)
+    dropped = dict(Counter(reasons[0] for reasons in flagged.values()))
+    kept = frame[~frame[ROW_ID].isin(list(flagged))].reset_index(drop=True)
+    fraction = len(flagged) / len(frame) if len(frame) else 0.0
+    ok = fraction <= suite.max_filtered_fraction and all(o.success for o in phase_outcomes)
+    return _FilterPhase(flagged=flagged, dropped=dropped, kept=kept, fraction=fraction, ok=ok)
+
+
+def _quality_batch(context, source, dataset: str, batch: QualityBatch, kept: pd.DataFrame,
+                   outcomes: list[ExpectationOutcome], results_json: dict[str, Any],
+                   flags: dict[int, list[str]]) -> None:
+    """Validate one quality batch; rows behind failing row-level expectations go into ``flags``."""
+    name = f"{dataset}.quality.{batch.name}"
+    try:
+        table = batch.build(kept)
+    except SuiteInputError as exc:
+        outcomes.append(ExpectationOutcome(
+            phase="quality", batch=batch.name, expectation_type="build derived table",
+            column=None, kwargs={}, success=False, error=str(exc),
+        ))
+        return
+    result = _validate(context, source, name, table, batch.expectations, batch.index_columns)
+    results_json[name] = result.to_json_dict()
+    for expectation_result in result.results:
+        outcome, row_ids = _outcome("quality", batch.name, expectation_result)
+        outcomes.append(outcome)
+        if not outcome.success:
+            label = f"{outcome.expectation_type}({outcome.column or batch.name})"
+            for row_id in row_ids:
+                flags.setdefault(row_id, []).append(label)
+
+
+def _quality_phase(context, source, suite: ValidationSuite, kept: pd.DataFrame,
+                   outcomes: list[ExpectationOutcome], results_json: dict[str, Any]) -> _QualityPhase:
+    """Phase 2: quality on the kept rows; row-level failures are quarantined for inspection."""
+    flags: dict[int, list[str]] = {}
+    for batch in suite.batches:
+        _quality_batch(context, source, suite.dataset, batch, kept, outcomes, results_json, flags)
+    ok = all(o.success for o in outcomes if o.phase == "quality")
+    return _QualityPhase(flags=flags, ok=ok)
+
+
+def _run_phases(store: ObjectStore, suite: ValidationSuite, frame: pd.DataFrame, out_prefix: str,
+                outcomes: list[ExpectationOutcome],
+                results_json: dict[str, Any]) -> tuple[_FilterPhase, _QualityPhase]:
+    """Both phases in one ephemeral GE context, then its Data Docs uploaded under ``out_prefix``."""
+    with tempfile.TemporaryDirectory(prefix="modelgate-datadocs-") as docs_dir:
+        context, source = _ephemeral_context(docs_dir)
+        filters = _filter_phase(context, source, suite, frame, outcomes, results_json)
+        quality = _quality_phase(context, source, suite, filters.kept, outcomes, results_json)
+        context.build_data_docs(site_names=[DOCS_SITE])
+        store.upload_dir(docs_dir, f"{out_prefix}/docs")
+    return filters, quality
+
+
 # -- the engine --------------------------------------------------------------------------------
+def _load_frame(store: ObjectStore, snapshot: DatasetSnapshot, frame: pd.DataFrame | None) -> pd.DataFrame:
+    frame = load_snapshot(store, snapshot) if frame is None else frame
+    if ROW_ID not in frame.columns:
+        raise ValueError(f"snapshot {snapshot.uri} has no {ROW_ID} column: {list(frame.columns)}")
+    return frame
+
+
+def _store_results(store: ObjectStore, quarantine: str, out_prefix: str, frame: pd.DataFrame,
+                   filters: _FilterPhase, quality: _QualityPhase,
+                   results_json: dict[str, Any]) -> dict[str, str]:
+    """Write both quarantine files and the GE results; return the quarantine files' URIs."""
+    files = {
+        "filtered": write_quarantine(store, quarantine, FILTERED_FILE, frame, filters.flagged, "filter"),
+        "quality": write_quarantine(store, quarantine, QUALITY_FILE, filters.kept, quality.flags, "quality"),
+    }
+    for name, payload in results_json.items():
+        store.put_json(f"{out_prefix}/results/{name}.json", payload)
+    return files
+
+
+def _validated_snapshot(store: ObjectStore, suite: ValidationSuite, snapshot: DatasetSnapshot,
+                        run_id: str, filters: _FilterPhase) -> DatasetSnapshot:
+    """The kept rows as a new snapshot of the same dataset."""
+    return snapshot_table(
+        store, suite.dataset, filters.kept,
+        source=f"validated rows of {snapshot.uri}",
+        extra={"parent_sha256": snapshot.sha256, "validation_run_id": run_id,
+               "dropped": filters.dropped},
+    )
+
+
 def run_validation(
     store: ObjectStore,
     snapshot: DatasetSnapshot,
@@ -273,91 +400,35 @@ def run_validation(
     if not _RUN_ID.match(run_id):
         raise ValueError(f"run_id {run_id!r} must be letters, digits, '.', '_' or '-'")
     started = time.monotonic()
-    frame = load_snapshot(store, snapshot) if frame is None else frame
-    if ROW_ID not in frame.columns:
-        raise ValueError(f"snapshot {snapshot.uri} has no {ROW_ID} column: {list(frame.columns)}")
+    frame = _load_frame(store, snapshot, frame)
     quarantine = quarantine_prefix(suite.dataset, snapshot.sha256, run_id)
     out_prefix = f"validation/{suite.dataset}/{snapshot.sha256}/{run_id}"
     outcomes: list[ExpectationOutcome] = []
     results_json: dict[str, Any] = {}
 
-    with tempfile.TemporaryDirectory(prefix="modelgate-datadocs-") as docs_dir:
-        context, source = _ephemeral_context(docs_dir)
-
-        # Phase 1: label filtering. A row flagged by several rules counts under the first.
-        flagged: dict[int, list[str]] = {}
-        name = f"{suite.dataset}.filters"
-        result = _validate(context, source, name, frame, [r.expectation for r in suite.filters], (ROW_ID,))
-        results_json[name] = result.to_json_dict()
-        for rule, expectation_result in zip(suite.filters, result.results):
-            outcome, row_ids = _outcome("filter", "filters", expectation_result)
-            outcome.success = outcome.error is None  # flagged rows are dropped, not a failure
-            outcomes.append(outcome)
-            for row_id in row_ids:
-                flagged.setdefault(row_id, []).append(rule.reason)
-        dropped = dict(Counter(reasons[0] for reasons in flagged.values()))
-        kept = frame[~frame[ROW_ID].isin(list(flagged))].reset_index(drop=True)
-        fraction = len(flagged) / len(frame) if len(frame) else 0.0
-        filter_ok = fraction <= suite.max_filtered_fraction and all(o.success for o in outcomes)
-
-        # Phase 2: quality on the kept rows; row-level failures are quarantined for inspection.
-        quality_flags: dict[int, list[str]] = {}
-        for batch in suite.batches:
-            name = f"{suite.dataset}.quality.{batch.name}"
-            try:
-                table = batch.build(kept)
-            except SuiteInputError as exc:
-                outcomes.append(ExpectationOutcome("quality", batch.name, "build derived table",
-                                                   None, {}, False, error=str(exc)))
-                continue
-            result = _validate(context, source, name, table, batch.expectations, batch.index_columns)
-            results_json[name] = result.to_json_dict()
-            for expectation_result in result.results:
-                outcome, row_ids = _outcome("quality", batch.name, expectation_result)
-                outcomes.append(outcome)
-                if not outcome.success:
-                    label = f"{outcome.expectation_type}({outcome.column or batch.name})"
-                    for row_id in row_ids:
-                        quality_flags.setdefault(row_id, []).append(label)
-        quality_ok = all(o.success for o in outcomes if o.phase == "quality")
-
-        context.build_data_docs(site_names=[DOCS_SITE])
-        store.upload_dir(docs_dir, f"{out_prefix}/docs")
-
-    files = {
-        "filtered": write_quarantine(store, quarantine, FILTERED_FILE, frame, flagged, "filter"),
-        "quality": write_quarantine(store, quarantine, QUALITY_FILE, kept, quality_flags, "quality"),
-    }
-    for name, payload in results_json.items():
-        store.put_json(f"{out_prefix}/results/{name}.json", payload)
+    filters, quality = _run_phases(store, suite, frame, out_prefix, outcomes, results_json)
+    files = _store_results(store, quarantine, out_prefix, frame, filters, quality, results_json)
     docs_key = f"{out_prefix}/docs/index.html"
-    success = filter_ok and quality_ok
-    filtered_snapshot = None
-    if success:
-        filtered_snapshot = snapshot_table(
-            store, suite.dataset, kept,
-            source=f"validated rows of {snapshot.uri}",
-            extra={"parent_sha256": snapshot.sha256, "validation_run_id": run_id,
-                   "dropped": dropped},
-        )
+    success = filters.ok and quality.ok
+    filtered_snapshot = _validated_snapshot(store, suite, snapshot, run_id, filters) if success else None
     report = ValidationReport(
         dataset=suite.dataset,
         run_id=run_id,
         snapshot_uri=snapshot.uri,
         snapshot_sha256=snapshot.sha256,
         success=success,
-        filter_success=filter_ok,
-        quality_success=quality_ok,
+        filter_success=filters.ok,
+        quality_success=quality.ok,
         rows_in=len(frame),
-        rows_out=len(kept),
-        dropped=dropped,
-        dropped_fraction=fraction,
+        rows_out=len(filters.kept),
+        dropped=filters.dropped,
+        dropped_fraction=filters.fraction,
         max_filtered_fraction=suite.max_filtered_fraction,
         quarantine_uri=store.uri(quarantine),
         quarantine_files=files,
-        quality_flagged_rows=len(quality_flags),
+        quality_flagged_rows=len(quality.flags),
         docs_uri=store.uri(docs_key),
-        docs_url=presigned_url(store, docs_key),
+        docs_url=store.presigned_url(docs_key),
         results_uri=store.uri(f"{out_prefix}/results/"),
         expectations=outcomes,
         filtered_snapshot=filtered_snapshot,
@@ -369,10 +440,3 @@ def run_validation(
     if not success:
         raise ValidationFailed(report)
     return report
-
-
-def presigned_url(store: ObjectStore, key: str, expires_s: int = PRESIGNED_SECONDS) -> str:
-    """An HTTP link to one object that works without credentials for ``expires_s`` seconds."""
-    return store.client.generate_presigned_url(
-        "get_object", Params={"Bucket": store.bucket, "Key": key}, ExpiresIn=expires_s
-    )

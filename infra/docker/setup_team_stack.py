@@ -21,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
 # The same pool and limit helpers `modelgate deploy` uses for the local pool.
-from modelgate.deploy import GPU_TAG, ensure_gpu_limit, ensure_work_pool
+from modelgate.stack.deploy import GPU_TAG, ensure_gpu_limit, ensure_work_pool
 from modelgate.settings import load_settings
 from modelgate.storage import ObjectStore, StorageError
 

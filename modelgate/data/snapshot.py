@@ -17,11 +17,11 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelgate.storage import PreconditionFailed, ObjectStore, sha256_bytes
 
@@ -34,37 +34,34 @@ class SnapshotError(RuntimeError):
     """A snapshot is malformed, missing, or its bytes do not match its sha256."""
 
 
-@dataclass(frozen=True)
-class DatasetSnapshot:
-    """The small manifest of one snapshot: what tasks hand to each other."""
+class DatasetSnapshot(BaseModel):
+    """The small manifest of one snapshot: what ingest and validate hand on (a typed stage result)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     dataset: str
     uri: str  # s3://BUCKET/datasets/NAME/SHA256/data.jsonl
     sha256: str
     rows: int
-    split_counts: dict[str, int] = field(default_factory=dict)
-    columns: list[str] = field(default_factory=list)
+    split_counts: dict[str, int] = Field(default_factory=dict)
+    columns: list[str] = Field(default_factory=list)
 
     @property
     def manifest_uri(self) -> str:
         return self.uri.rsplit("/", 1)[0] + "/" + MANIFEST_FILE
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetSnapshot":
         missing = {"dataset", "uri", "sha256", "rows"} - set(data)
         if missing:
             raise SnapshotError(f"snapshot manifest lacks {sorted(missing)}: {data!r}")
-        return cls(
-            dataset=str(data["dataset"]),
-            uri=str(data["uri"]),
-            sha256=str(data["sha256"]),
-            rows=int(data["rows"]),
-            split_counts={str(k): int(v) for k, v in (data.get("split_counts") or {}).items()},
-            columns=[str(c) for c in data.get("columns") or []],
-        )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SnapshotError(f"snapshot manifest is malformed: {exc}") from None
 
 
 def plain_value(value: Any) -> Any:

@@ -138,6 +138,8 @@ def load_tfds_splits(name: str, *, data_dir: str | None = None) -> tuple[dict[st
     This downloads on first use. Offline it fails, and the error says how to use the mirror.
     """
     try:
+        # tensorflow_datasets (and TensorFlow) is heavy and only the tfds source needs it; inside
+        # the try, a missing package is reported like any other tfds failure.
         import tensorflow_datasets as tfds
 
         splits, info = tfds.load(name, split=None, with_info=True, data_dir=data_dir)

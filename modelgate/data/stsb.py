@@ -49,7 +49,7 @@ def read_stsb_file(path: Path, split: str) -> pd.DataFrame:
 
 def _download_official() -> Path:
     """The official tarball, fetched once into the cache (needs network)."""
-    import keras
+    import keras  # only for keras.utils.get_file; keeps TensorFlow off the data loaders' import
 
     cache = load_settings().cache_dir / "stsb"
     try:

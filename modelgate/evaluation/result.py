@@ -1,18 +1,22 @@
-"""What every pipeline's evaluate stage hands on to gate and register."""
+"""What every pipeline's evaluate stage hands on to gate and register (a typed stage result)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, Field
 
-@dataclass
-class Evaluation:
+
+class Evaluation(BaseModel):
     metrics: dict[str, dict[str, Any]]  # name -> MetricValue.to_dict() (value, interval, n)
     plots: dict[str, str]  # name -> s3 URI of a PNG
-    inference_updates: dict[str, Any] = field(default_factory=dict)  # merged into inference.json
-    model_updates: dict[str, Any] = field(default_factory=dict)  # calibration set on the model
-    details: dict[str, Any] = field(default_factory=dict)  # reported, not gated
+    inference_updates: dict[str, Any] = Field(default_factory=dict)  # merged into inference.json
+    model_updates: dict[str, Any] = Field(default_factory=dict)  # calibration set on the model
+    details: dict[str, Any] = Field(default_factory=dict)  # reported, not gated
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Evaluation":
+        return cls.model_validate(data)

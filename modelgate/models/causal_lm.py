@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import keras
+import keras_hub
 import numpy as np
 from keras import ops
+
+from modelgate.models.backbones import resolve_preset
+from modelgate.models.lora import enable_backbone_lora
 
 DEFAULT_INSTRUCTIONS = "Classify the following text into one of the following classes"
 
@@ -138,11 +140,6 @@ def encode_prompts(
 
 def build_causal_lm(preset: str, rank: int):
     """The keras-hub causal LM of ``preset`` (no preprocessor: it takes token arrays) with LoRA."""
-    import keras_hub
-
-    from modelgate.models.backbones import resolve_preset
-    from modelgate.models.lora import enable_backbone_lora
-
     model = keras_hub.models.CausalLM.from_preset(resolve_preset(preset), preprocessor=None)
     enable_backbone_lora(model.backbone, rank)
     return model
@@ -172,58 +169,3 @@ def score_labels(model, arrays: dict[str, np.ndarray], label_ids: Sequence[int],
         )
         out.append(ops.convert_to_numpy(ops.softmax(ops.cast(logits, "float32"), axis=-1)))
     return np.concatenate(out)
-
-
-@dataclass
-class CausalFitResult:
-    epochs_run: int
-    seconds: float
-    examples_per_second: float
-    history: dict[str, list[float]] = field(default_factory=dict)
-
-
-LOSS_ON = ("completion", "all")
-
-
-def fit_causal_lm(
-    model, arrays: dict[str, np.ndarray], settings, callbacks=(), loss_on: str = "completion"
-) -> CausalFitResult:
-    """Tune ``model`` on training texts (``encode_prompts`` with labels): next-token cross-entropy,
-    AdamW with warmup and linear decay (``TrainSettings``).
-
-    ``loss_on="completion"`` counts only the label and end tokens: every gradient step then goes
-    to answering, not to re-learning the fixed instructions. ``"all"`` counts every non-padding
-    token, as plain causal-LM fine-tuning on the training texts does.
-    """
-    if loss_on not in LOSS_ON:
-        raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
-    from modelgate.training.optimizer import build_optimizer
-    from modelgate.training.trainer import set_seed
-
-    set_seed(settings.seed)
-    ids, mask = arrays["token_ids"], arrays["padding_mask"]
-    count = len(ids)
-    if count == 0:
-        raise ValueError("no training texts: nothing to train on")
-    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
-    counted = arrays["completion_mask"] if loss_on == "completion" else mask
-    y, weights = ids[:, 1:], counted[:, 1:].astype("float32")
-    steps = math.ceil(count / settings.batch_size) * settings.epochs
-    model.compile(
-        optimizer=build_optimizer(steps, settings),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-    )
-    history: dict[str, list[float]] = {}
-    started = time.perf_counter()
-    for epoch in range(settings.epochs):
-        order = np.random.default_rng([settings.seed, epoch]).permutation(count)
-        fitted = model.fit(
-            {k: v[order] for k, v in x.items()}, y[order], sample_weight=weights[order],
-            batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-            callbacks=list(callbacks), verbose=settings.verbose,
-        )
-        for name, values in fitted.history.items():
-            history.setdefault(name, []).extend(float(v) for v in values)
-    seconds = time.perf_counter() - started
-    return CausalFitResult(settings.epochs, seconds, count * settings.epochs / seconds if seconds else 0.0, history)

@@ -76,7 +76,11 @@ class EncoderClassifier(keras.Model):
             raise ValueError(f"EncoderClassifier: temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
         self.backbone_input_names = tuple(_backbone_input_names(backbone))
+        self._make_layers()
+        self.build(None)
 
+    def _make_layers(self):
+        """Set the backbone's trainability and create the head: pooling, dropout, hidden, output."""
         self.backbone.trainable = not self.freeze_backbone
         # BERT's [CLS] pooler is unused under mean pooling: frozen, it gets no optimizer slots and
         # no "gradients do not exist" warnings.
@@ -85,7 +89,7 @@ class EncoderClassifier(keras.Model):
             pooler.trainable = False
         self.pooling = MaskedMeanPooling(name="pooling")
         self.dropout = keras.layers.Dropout(self.dropout_rate, name="dropout")
-        if head == "sngp":
+        if self.head == "sngp":
             self.hidden = SpectralNormDense(
                 self.hidden_dim,
                 norm_bound=self.spectral_norm_bound,
@@ -104,7 +108,6 @@ class EncoderClassifier(keras.Model):
         else:
             self.hidden = keras.layers.Dense(self.hidden_dim, activation="tanh", name="hidden")
             self.output_head = keras.layers.Dense(self.num_classes, name="logits")
-        self.build(None)
 
     def build(self, input_shape=None):
         # Everything's shape follows from the backbone, so the model builds at construction and

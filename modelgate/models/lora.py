@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from modelgate.models.classifier import EncoderClassifier
+
 DEFAULT_RANK = 4
 
 
@@ -63,8 +65,6 @@ def build_lora_encoder_classifier(
 ):
     """A softmax ``EncoderClassifier`` (mean pooling -> dense tanh -> logits) on ``backbone``
     with LoRA of ``rank``: trainable are the LoRA factors and the head, nothing else."""
-    from modelgate.models.classifier import EncoderClassifier
-
     model = EncoderClassifier(
         backbone, num_classes=num_classes, head="softmax", dropout=dropout, hidden_dim=hidden_dim
     )

@@ -113,10 +113,20 @@ def angular_similarity(left, right):
     return 1.0 - ops.arccos(cosine) / math.pi
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each vector scaled to unit length (a zero vector stays zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
 def cosine_similarity_np(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    left = left / np.maximum(np.linalg.norm(left, axis=-1, keepdims=True), 1e-12)
-    right = right / np.maximum(np.linalg.norm(right, axis=-1, keepdims=True), 1e-12)
-    return np.sum(left * right, axis=-1)
+    """Row-wise cosine of two batches of vectors [N, d] -> [N]."""
+    return np.sum(unit_rows(left) * unit_rows(right), axis=-1)
+
+
+def cosine_matrix_np(vectors: np.ndarray) -> np.ndarray:
+    """Cosine of every pair of rows [N, d] -> [N, N], clipped to [-1, 1]."""
+    unit = unit_rows(vectors)
+    return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
 def angular_from_cosine(cosine: np.ndarray) -> np.ndarray:

@@ -1,42 +1,23 @@
-"""The pipelines modelgate knows, by name.
+"""The pipelines modelgate knows, by name: one ``Pipeline`` object each (``base.Pipeline``).
 
-Each pipeline is a module of plain functions, one per stage (ingest, validate, preprocess, train,
-evaluate) plus its config schema and predictor; the Prefect tasks in ``tasks/`` and flows in
-``flows/`` are thin wrappers around them, and gate/register are shared (``modelgate.release``).
+Each stage module ends with its ``PIPELINE``; the Prefect flows in ``flows/`` and the tasks in
+``tasks/`` receive these objects. Gate and register are shared (``modelgate.registry.release``).
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from modelgate.pipelines import intent_ood, job_similarity, nli, toxicity
+from modelgate.pipelines.base import Pipeline
 
-# name -> (module of stage functions, "module:function" of its Prefect flow). Adding a pipeline
-# means one line here.
-PIPELINES: dict[str, tuple[str, str]] = {
-    "intent-ood": ("modelgate.pipelines.intent_ood", "flows.intent_ood:intent_ood"),
-    "nli": ("modelgate.pipelines.nli", "flows.nli:nli"),
-    "job-similarity": ("modelgate.pipelines.job_similarity", "flows.job_similarity:job_similarity"),
-    "toxicity": ("modelgate.pipelines.toxicity", "flows.toxicity:toxicity"),
+PIPELINES: dict[str, Pipeline] = {
+    p.name: p for p in (intent_ood.PIPELINE, nli.PIPELINE, toxicity.PIPELINE, job_similarity.PIPELINE)
 }
 
 
-def _entry(name: str) -> tuple[str, str]:
+def get_pipeline(name: str) -> Pipeline:
+    """The pipeline called ``name`` (a registered model is named after its pipeline)."""
     try:
         return PIPELINES[name]
     except KeyError:
         known = ", ".join(sorted(PIPELINES))
         raise ValueError(f"unknown pipeline {name!r}; known pipelines: {known}") from None
-
-
-def get_pipeline(name: str) -> ModuleType:
-    return importlib.import_module(_entry(name)[0])
-
-
-def get_flow(name: str):
-    module_name, _, attr = _entry(name)[1].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
-def pipeline_for_model(model: str) -> ModuleType:
-    """Registered models are named after their pipeline."""
-    return get_pipeline(model)

@@ -13,13 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import precision_recall_curve
 
+from modelgate.artifacts import load_model_dir
 from modelgate.config import PipelineConfig
-from modelgate.config import load_config as _load_config
+from modelgate.data.clinc import load_clinc, load_known_intents
+from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
+from modelgate.evaluation import plots
+from modelgate.evaluation.bootstrap import evaluate_ood_classifier, metrics_to_dict
+from modelgate.evaluation.calibration import Calibration, scaled_probabilities, tune_calibration
+from modelgate.evaluation.metrics import ood_labels_and_scores
 from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
+from modelgate.pipelines.base import Pipeline
+from modelgate.pipelines.results import FeatureSet, TrainedModel
+from modelgate.pipelines.stages import fetch_staged_model, load_tokens, tokenize_text_splits, upload_plots
+from modelgate.preprocess import encode_texts
 from modelgate.storage import ObjectStore
-from validations.clinc import ClincValidationConfig
+from modelgate.summary import text_table
+from validations.clinc import ClincValidationConfig, validate_clinc
+from validations.runner import ValidationReport
 
 NAME = "intent-ood"
 DATASET = "clinc_oos"
@@ -29,53 +42,37 @@ class IntentOodConfig(PipelineConfig):
     validation: ClincValidationConfig = ClincValidationConfig()
 
 
-def load_config(profile: str = "default", config_file=None, overrides=None) -> IntentOodConfig:
-    return _load_config(NAME, IntentOodConfig, profile, config_file, overrides)
-
-
 # -- ingest / validate -----------------------------------------------------------------------
-def ingest(cfg: IntentOodConfig, store: ObjectStore):
-    from modelgate.data.clinc import load_clinc
-    from modelgate.data.snapshot import snapshot_table
-
+def ingest(cfg: IntentOodConfig, store: ObjectStore) -> DatasetSnapshot:
     frame = load_clinc(cfg.data.source, cfg.data.variant, store=store)
     return snapshot_table(
         store, DATASET, frame, source=f"{cfg.data.source} (variant {cfg.data.variant})"
     )
 
 
-def validate(cfg: IntentOodConfig, store: ObjectStore, snapshot: dict, run_id: str):
-    from modelgate.data.clinc import load_known_intents
-    from modelgate.data.snapshot import DatasetSnapshot, load_snapshot
-    from validations.clinc import validate_clinc
-
-    snap = DatasetSnapshot.from_dict(snapshot)
-    frame = load_snapshot(store, snap)
+def validate(cfg: IntentOodConfig, store: ObjectStore, snapshot: DatasetSnapshot, run_id: str) -> ValidationReport:
+    frame = load_snapshot(store, snapshot)
     intents = load_known_intents(cfg.data.source, frame, store=store)
-    return validate_clinc(store, snap, intents, run_id, cfg.validation, frame=frame)
+    return validate_clinc(store, snapshot, intents, run_id, cfg.validation, frame=frame)
 
 
 # -- preprocess / train ----------------------------------------------------------------------
-def preprocess(cfg: IntentOodConfig, store: ObjectStore, validated: dict) -> clf.FeatureSet:
-    from modelgate.data.snapshot import load_snapshot
-
-    snapshot = validated["filtered_snapshot"]
+def preprocess(cfg: IntentOodConfig, store: ObjectStore, validated: ValidationReport) -> FeatureSet:
+    snapshot = validated.filtered_snapshot
     frame = load_snapshot(store, snapshot)
     labels = sorted(set(frame.loc[frame["split"] == "train", "intent"]))
-    return clf.tokenize_splits(cfg, store, snapshot, frame, labels, text_column="text")
+    splits = {str(split): (part["text"].tolist(),) for split, part in frame.groupby("split", sort=False)}
+    return tokenize_text_splits(cfg, store, snapshot, splits, labels=labels)
 
 
-def _split_xy(store: ObjectStore, features: clf.FeatureSet, frame, split: str):
-    x = clf.load_tokens(store, features, split)
+def _split_xy(store: ObjectStore, features: FeatureSet, frame, split: str):
+    x = load_tokens(store, features, split)
     y = clf.label_ids(frame.loc[frame["split"] == split, "intent"].tolist(), features.labels)
     return x, y
 
 
-def train(cfg: IntentOodConfig, store: ObjectStore, features: dict) -> clf.TrainedModel:
-    from modelgate.data.snapshot import load_snapshot
-
-    fs = clf.FeatureSet.from_dict(features)
-    frame = load_snapshot(store, fs.snapshot)
+def train(cfg: IntentOodConfig, store: ObjectStore, features: FeatureSet) -> TrainedModel:
+    frame = load_snapshot(store, features.snapshot)
     inference = {
         "pipeline": NAME,
         "task": "intent-ood",
@@ -86,20 +83,16 @@ def train(cfg: IntentOodConfig, store: ObjectStore, features: dict) -> clf.Train
     return clf.train_and_stage(
         cfg,
         store,
-        fs,
-        train=_split_xy(store, fs, frame, "train"),
-        validation=_split_xy(store, fs, frame, "validation"),
+        features,
+        train=_split_xy(store, features, frame, "train"),
+        validation=_split_xy(store, features, frame, "validation"),
         inference=inference,
     )
 
 
 # -- evaluate --------------------------------------------------------------------------------
-
-
 def ood_threshold_from_validation(conf_in: np.ndarray, conf_ood: np.ndarray) -> float:
     """The uncertainty threshold (1 - confidence) that maximises OOS F1 on the validation splits."""
-    from sklearn.metrics import precision_recall_curve
-
     scores = np.concatenate([1.0 - conf_in, 1.0 - conf_ood])
     is_ood = np.concatenate([np.zeros(len(conf_in)), np.ones(len(conf_ood))])
     precision, recall, thresholds = precision_recall_curve(is_ood, scores)
@@ -107,91 +100,68 @@ def ood_threshold_from_validation(conf_in: np.ndarray, conf_ood: np.ndarray) -> 
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def evaluate(
-    cfg: IntentOodConfig, store: ObjectStore, trained: dict, features: dict, run_id: str
-) -> Evaluation:
-    from modelgate.data.snapshot import load_snapshot
-    from modelgate.evaluation import plots
-    from modelgate.evaluation.bootstrap import evaluate_ood_classifier, metrics_to_dict
-    from modelgate.evaluation.calibration import (
-        Calibration,
-        scaled_probabilities,
-        tune_calibration,
-    )
-    from modelgate.evaluation.metrics import ood_labels_and_scores
+def _calibrate(cfg: IntentOodConfig, model, val, oos_val, y_val) -> Calibration:
+    """Mean-field factor and temperature, from the validation splits only (or the model's own)."""
+    if cfg.evaluate.calibrate:
+        return tune_calibration(*val, y_val, *oos_val, cfg.evaluate.mean_field_grid, cfg.evaluate.ece_bins)
+    factor = model.mean_field_factor if model.head == "sngp" else 0.0
+    return Calibration(factor, model.temperature)
 
-    fs = clf.FeatureSet.from_dict(features)
-    frame = load_snapshot(store, fs.snapshot)
+
+def _plots(cfg: IntentOodConfig, probs_test, y_test, probs_oos, directory: Path) -> dict[str, Path]:
+    is_ood, scores = ood_labels_and_scores(probs_test, probs_oos)
+    return {
+        "reliability_diagram": plots.plot_reliability_diagram(
+            probs_test, y_test, directory / "reliability_diagram.png", n_bins=cfg.evaluate.ece_bins
+        ),
+        "ood_precision_recall": plots.plot_pr_curve(is_ood, scores, directory / "ood_precision_recall.png"),
+        "ood_roc": plots.plot_roc_curve(is_ood, scores, directory / "ood_roc.png"),
+    }
+
+
+def evaluate(
+    cfg: IntentOodConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
+) -> Evaluation:
+    """Test metrics with intervals; calibration and the OOD threshold come from validation only."""
+    frame = load_snapshot(store, features.snapshot)
     with tempfile.TemporaryDirectory() as tmp:
-        model = clf.fetch_staged_model(store, clf.TrainedModel.from_dict(trained), Path(tmp) / "model").model
+        model = fetch_staged_model(store, trained, Path(tmp) / "model").model
 
         def raw(split: str):
             """(logits before any adjustment, GP predictive variance; zeros for softmax)."""
-            return model.predict_logits_and_variance(clf.load_tokens(store, fs, split), batch_size=128)
+            return model.predict_logits_and_variance(load_tokens(store, features, split), batch_size=128)
 
-        # Everything tuned here uses the validation splits only.
         val, oos_val = raw("validation"), raw("oos_validation")
-        _, y_val = _split_xy(store, fs, frame, "validation")
-        if cfg.evaluate.calibrate:
-            calibration = tune_calibration(
-                *val, y_val, *oos_val, cfg.evaluate.mean_field_grid, cfg.evaluate.ece_bins
-            )
-        else:
-            factor = model.mean_field_factor if model.head == "sngp" else 0.0
-            calibration = Calibration(factor, model.temperature)
+        _, y_val = _split_xy(store, features, frame, "validation")
+        calibration = _calibrate(cfg, model, val, oos_val, y_val)
 
         def probs(outputs) -> np.ndarray:
             return scaled_probabilities(*outputs, calibration.mean_field_factor, calibration.temperature)
 
         threshold = ood_threshold_from_validation(probs(val).max(axis=1), probs(oos_val).max(axis=1))
         probs_test, probs_oos = probs(raw("test")), probs(raw("oos_test"))
-        _, y_test = _split_xy(store, fs, frame, "test")
+        _, y_test = _split_xy(store, features, frame, "test")
         metrics = evaluate_ood_classifier(
-            probs_test,
-            y_test,
-            probs_oos,
-            n_resamples=cfg.evaluate.bootstrap_samples,
-            seed=cfg.seed,
-            n_bins=cfg.evaluate.ece_bins,
+            probs_test, y_test, probs_oos,
+            n_resamples=cfg.evaluate.bootstrap_samples, seed=cfg.seed, n_bins=cfg.evaluate.ece_bins,
         )
-        is_ood, scores = ood_labels_and_scores(probs_test, probs_oos)
-        plot_dir = Path(tmp) / "plots"
-        plot_dir.mkdir()
-        files = {
-            "reliability_diagram": plots.plot_reliability_diagram(
-                probs_test, y_test, plot_dir / "reliability_diagram.png", n_bins=cfg.evaluate.ece_bins
-            ),
-            "ood_precision_recall": plots.plot_pr_curve(
-                is_ood, scores, plot_dir / "ood_precision_recall.png"
-            ),
-            "ood_roc": plots.plot_roc_curve(is_ood, scores, plot_dir / "ood_roc.png"),
-        }
-        prefix = f"runs/{NAME}/{run_id}/evaluation"
-        uris = {}
-        for name, path in files.items():
-            key = f"{prefix}/{Path(path).name}"
-            store.upload_file(path, key)
-            uris[name] = store.uri(key)
-    flagged = float(np.mean((1.0 - probs_oos.max(axis=1)) > threshold))
-    kept = float(np.mean((1.0 - probs_test.max(axis=1)) <= threshold))
+        uris = upload_plots(store, NAME, run_id, _plots(cfg, probs_test, y_test, probs_oos, Path(tmp)))
+    details = {
+        "ood_threshold": threshold,
+        "oos_test_flagged_at_threshold": float(np.mean((1.0 - probs_oos.max(axis=1)) > threshold)),
+        "in_scope_test_kept_at_threshold": float(np.mean((1.0 - probs_test.max(axis=1)) <= threshold)),
+        "temperature": calibration.temperature,
+        "mean_field_factor": calibration.mean_field_factor,
+        "calibration_candidates": calibration.candidates,
+        "test_rows": int(len(y_test)),
+        "oos_test_rows": int(len(probs_oos)),
+    }
     return Evaluation(
         metrics=metrics_to_dict(metrics),
         plots=uris,
         inference_updates={"ood_threshold": threshold},
-        model_updates={
-            "temperature": calibration.temperature,
-            "mean_field_factor": calibration.mean_field_factor,
-        },
-        details={
-            "ood_threshold": threshold,
-            "oos_test_flagged_at_threshold": flagged,
-            "in_scope_test_kept_at_threshold": kept,
-            "temperature": calibration.temperature,
-            "mean_field_factor": calibration.mean_field_factor,
-            "calibration_candidates": calibration.candidates,
-            "test_rows": int(len(y_test)),
-            "oos_test_rows": int(len(probs_oos)),
-        },
+        model_updates={"temperature": calibration.temperature, "mean_field_factor": calibration.mean_field_factor},
+        details=details,
     )
 
 
@@ -216,8 +186,6 @@ class IntentPredictor:
         self.sequence_length = int(loaded.inference["sequence_length"])
 
     def predict(self, texts: list[str]) -> list[IntentPrediction]:
-        from modelgate.preprocess import encode_texts
-
         arrays = encode_texts(self.loaded.tokenizer, texts, self.sequence_length)
         probs = clf.softmax(clf.predict_arrays(self.loaded.model, arrays))
         best = probs.argmax(axis=1)
@@ -233,8 +201,6 @@ class IntentPredictor:
 
     @staticmethod
     def format(predictions: list[IntentPrediction]) -> str:
-        from modelgate.summary import text_table
-
         rows = [
             [p.text, "oos" if p.out_of_scope else p.intent, f"{p.confidence:.3f}", "yes" if p.out_of_scope else "no", p.intent]
             for p in predictions
@@ -242,8 +208,8 @@ class IntentPredictor:
         return text_table(["text", "prediction", "confidence", "out of scope", "top intent"], rows)
 
 
-def predictor(loaded) -> IntentPredictor:
-    return IntentPredictor(loaded)
+def load_predictor(directory: Path) -> IntentPredictor:
+    return IntentPredictor(load_model_dir(directory))
 
 
 def model_card(cfg: IntentOodConfig) -> dict[str, Any]:
@@ -273,3 +239,18 @@ def model_card(cfg: IntentOodConfig) -> dict[str, Any]:
             f"Inputs are truncated to {cfg.model.sequence_length} tokens.",
         ],
     }
+
+
+PIPELINE = Pipeline(
+    name=NAME,
+    config_class=IntentOodConfig,
+    validation_suite=DATASET,
+    ingest=ingest,
+    validate=validate,
+    preprocess=preprocess,
+    train=train,
+    evaluate=evaluate,
+    load_predictor=load_predictor,
+    model_card=model_card,
+    predict_example='"what is my account balance" "tell me a poem about cheese"',
+)

@@ -17,13 +17,24 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
+from modelgate.artifacts import load_model_dir
 from modelgate.config import DataConfig, PipelineConfig
-from modelgate.config import load_config as _load_config
-from modelgate.data.snli import DATASET_NAME, LABEL_NAMES
+from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
+from modelgate.data.snli import DATASET_NAME, LABEL_NAMES, apply_offline_protocol, load_snli, subsample_split
+from modelgate.evaluation import plots
+from modelgate.evaluation.bootstrap import evaluate_multiclass_classifier, evaluate_per_class, metrics_to_dict
+from modelgate.evaluation.calibration import fit_temperature, scaled_probabilities
+from modelgate.evaluation.metrics import accuracy
 from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
+from modelgate.pipelines.base import Pipeline
+from modelgate.pipelines.results import FeatureSet, TrainedModel
+from modelgate.pipelines.stages import fetch_staged_model, load_tokens, tokenize_text_splits, upload_plots
+from modelgate.preprocess import encode_pairs
 from modelgate.storage import ObjectStore
-from validations.snli import SnliValidationConfig
+from modelgate.summary import text_table
+from validations.runner import ValidationReport
+from validations.snli import SnliValidationConfig, validate_snli
 
 NAME = "nli"
 PREDICT_EXAMPLE = '--pair "A man is playing a guitar." "A man is making music."'
@@ -51,20 +62,13 @@ class NliConfig(PipelineConfig):
     validation: SnliValidationConfig = SnliValidationConfig()
 
 
-def load_config(profile: str = "default", config_file=None, overrides=None) -> NliConfig:
-    return _load_config(NAME, NliConfig, profile, config_file, overrides)
-
-
 # -- ingest / validate -----------------------------------------------------------------------
 def training_protocol(frame) -> str:
     return "published" if (frame["split"] == "train").any() else "offline"
 
 
-def ingest(cfg: NliConfig, store: ObjectStore):
+def ingest(cfg: NliConfig, store: ObjectStore) -> DatasetSnapshot:
     """SNLI as one snapshot whose train/validation/test splits are exactly what the model sees."""
-    from modelgate.data.snapshot import snapshot_table
-    from modelgate.data.snli import apply_offline_protocol, load_snli, subsample_split
-
     d = cfg.data
     frame = load_snli(d.source, d.train_fraction, store=store)
     protocol = training_protocol(frame)
@@ -82,56 +86,31 @@ def ingest(cfg: NliConfig, store: ObjectStore):
     return snapshot_table(store, DATASET, frame, source=described, extra={"protocol": protocol})
 
 
-def validate(cfg: NliConfig, store: ObjectStore, snapshot: dict, run_id: str):
-    from modelgate.data.snapshot import DatasetSnapshot, load_snapshot
-    from validations.snli import validate_snli
-
-    snap = DatasetSnapshot.from_dict(snapshot)
-    return validate_snli(store, snap, run_id, cfg.validation, frame=load_snapshot(store, snap))
+def validate(cfg: NliConfig, store: ObjectStore, snapshot: DatasetSnapshot, run_id: str) -> ValidationReport:
+    return validate_snli(store, snapshot, run_id, cfg.validation, frame=load_snapshot(store, snapshot))
 
 
 # -- preprocess / train ----------------------------------------------------------------------
-def preprocess(cfg: NliConfig, store: ObjectStore, validated: dict) -> clf.FeatureSet:
+def preprocess(cfg: NliConfig, store: ObjectStore, validated: ValidationReport) -> FeatureSet:
     """Every split's pairs become token arrays once, packed in the recipe's order."""
-    from modelgate.data.snapshot import load_snapshot
-    from modelgate.models.backbones import load_tokenizer, tokenizer_id
-    from modelgate.preprocess import (
-        cached_encode,
-        encode_pairs,
-        texts_sha256,
-        token_cache_key,
-    )
-
-    snapshot = validated["filtered_snapshot"]
+    snapshot = validated.filtered_snapshot
     frame = load_snapshot(store, snapshot)
-    tokenizer = load_tokenizer(cfg.model.preset)
-    tok_id = tokenizer_id(tokenizer)
-    length = cfg.model.sequence_length
-    token_keys, rows = {}, {}
-    for split, part in frame.groupby("split", sort=False):
-        first, second = (part[column].tolist() for column in PAIR_ORDER)
-        digest = texts_sha256(first, second)
-        cached_encode(store, digest, tok_id, length, lambda: encode_pairs(tokenizer, first, second, length))
-        token_keys[str(split)] = token_cache_key(digest, tok_id, length)
-        rows[str(split)] = len(part)
-    return clf.FeatureSet(
-        snapshot=snapshot, labels=list(LABEL_NAMES), preset=cfg.model.preset, tokenizer_id=tok_id,
-        sequence_length=length, token_keys=token_keys, rows=rows,
-    )
+    splits = {
+        str(split): tuple(part[column].tolist() for column in PAIR_ORDER)
+        for split, part in frame.groupby("split", sort=False)
+    }
+    return tokenize_text_splits(cfg, store, snapshot, splits, labels=LABEL_NAMES)
 
 
-def _split_xy(store: ObjectStore, features: clf.FeatureSet, frame, split: str):
-    x = clf.load_tokens(store, features, split)
+def _split_xy(store: ObjectStore, features: FeatureSet, frame, split: str):
+    x = load_tokens(store, features, split)
     # Label ids are SNLI's own integers: LABEL_NAMES is in that order.
     y = frame.loc[frame["split"] == split, "label"].to_numpy(dtype=np.int32)
     return x, y
 
 
-def train(cfg: NliConfig, store: ObjectStore, features: dict) -> clf.TrainedModel:
-    from modelgate.data.snapshot import load_snapshot
-
-    fs = clf.FeatureSet.from_dict(features)
-    frame = load_snapshot(store, fs.snapshot)
+def train(cfg: NliConfig, store: ObjectStore, features: FeatureSet) -> TrainedModel:
+    frame = load_snapshot(store, features.snapshot)
     inference = {
         "pipeline": NAME,
         "task": "sentence-pair classification",
@@ -141,79 +120,78 @@ def train(cfg: NliConfig, store: ObjectStore, features: dict) -> clf.TrainedMode
         "pair_order": list(PAIR_ORDER),
     }
     return clf.train_and_stage(
-        cfg, store, fs,
-        train=_split_xy(store, fs, frame, "train"),
-        validation=_split_xy(store, fs, frame, "validation"),
+        cfg, store, features,
+        train=_split_xy(store, features, frame, "train"),
+        validation=_split_xy(store, features, frame, "validation"),
         inference=inference,
     )
 
 
 # -- evaluate --------------------------------------------------------------------------------
+def _temperature(cfg: NliConfig, model, val_logits, val_variance, y_val, factor: float) -> float:
+    """Fitted on validation only (or the model's own); it never changes the predicted label."""
+    if cfg.evaluate.calibrate:
+        return fit_temperature(val_logits, val_variance, y_val, factor)
+    return model.temperature
 
 
-def evaluate(cfg: NliConfig, store: ObjectStore, trained: dict, features: dict, run_id: str) -> Evaluation:
-    from modelgate.data.snapshot import load_snapshot
-    from modelgate.evaluation import plots
-    from modelgate.evaluation.bootstrap import (
-        evaluate_multiclass_classifier,
-        evaluate_per_class,
-        metrics_to_dict,
-    )
-    from modelgate.evaluation.calibration import fit_temperature, scaled_probabilities
-    from modelgate.evaluation.metrics import accuracy
+def _metrics(cfg: NliConfig, probs_test: np.ndarray, y_test: np.ndarray) -> dict:
+    """Accuracy, macro F1, ECE and per-class P/R/F1, each with its bootstrap interval."""
+    options = {"n_resamples": cfg.evaluate.bootstrap_samples, "seed": cfg.seed}
+    return {
+        **evaluate_multiclass_classifier(probs_test, y_test, n_bins=cfg.evaluate.ece_bins, **options),
+        **evaluate_per_class(y_test, probs_test.argmax(axis=1), LABEL_NAMES, **options),
+    }
 
-    fs = clf.FeatureSet.from_dict(features)
-    frame = load_snapshot(store, fs.snapshot)
+
+def _plots(cfg: NliConfig, probs_test: np.ndarray, y_test: np.ndarray, directory: Path) -> dict[str, Path]:
+    directory.mkdir()
+    return {
+        "confusion_matrix": plots.plot_confusion_matrix(
+            y_test, probs_test.argmax(axis=1), directory / "confusion_matrix.png", class_names=LABEL_NAMES,
+            title="SNLI test: confusion matrix",
+        ),
+        "reliability_diagram": plots.plot_reliability_diagram(
+            probs_test, y_test, directory / "reliability_diagram.png", n_bins=cfg.evaluate.ece_bins
+        ),
+    }
+
+
+def _details(features: FeatureSet, y_test, y_val, val_logits, temperature: float) -> dict[str, Any]:
+    return {
+        "test_rows": int(len(y_test)),
+        "validation_rows": int(len(y_val)),
+        "train_rows": int(features.rows.get("train", 0)),
+        "validation_accuracy": float(accuracy(y_val, val_logits.argmax(axis=1))),
+        "temperature": float(temperature),
+        "test_label_counts": {name: int((y_test == i).sum()) for i, name in enumerate(LABEL_NAMES)},
+    }
+
+
+def evaluate(
+    cfg: NliConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
+) -> Evaluation:
+    """Test metrics with intervals; the temperature comes from the validation split only."""
+    frame = load_snapshot(store, features.snapshot)
     with tempfile.TemporaryDirectory() as tmp:
-        model = clf.fetch_staged_model(store, clf.TrainedModel.from_dict(trained), Path(tmp) / "model").model
+        model = fetch_staged_model(store, trained, Path(tmp) / "model").model
         factor = model.mean_field_factor if model.head == "sngp" else 0.0
 
         def raw(split: str):
-            return model.predict_logits_and_variance(clf.load_tokens(store, fs, split), batch_size=128)
+            return model.predict_logits_and_variance(load_tokens(store, features, split), batch_size=128)
 
-        # The temperature is fitted on validation only; it never changes the predicted label.
         val_logits, val_variance = raw("validation")
-        _, y_val = _split_xy(store, fs, frame, "validation")
-        temperature = (
-            fit_temperature(val_logits, val_variance, y_val, factor) if cfg.evaluate.calibrate else model.temperature
-        )
+        _, y_val = _split_xy(store, features, frame, "validation")
+        temperature = _temperature(cfg, model, val_logits, val_variance, y_val, factor)
         probs_test = scaled_probabilities(*raw("test"), factor, temperature)
-        _, y_test = _split_xy(store, fs, frame, "test")
-        predicted = probs_test.argmax(axis=1)
-        options = {"n_resamples": cfg.evaluate.bootstrap_samples, "seed": cfg.seed}
-        metrics = {
-            **evaluate_multiclass_classifier(probs_test, y_test, n_bins=cfg.evaluate.ece_bins, **options),
-            **evaluate_per_class(y_test, predicted, LABEL_NAMES, **options),
-        }
-        plot_dir = Path(tmp) / "plots"
-        plot_dir.mkdir()
-        files = {
-            "confusion_matrix": plots.plot_confusion_matrix(
-                y_test, predicted, plot_dir / "confusion_matrix.png", class_names=LABEL_NAMES,
-                title="SNLI test: confusion matrix",
-            ),
-            "reliability_diagram": plots.plot_reliability_diagram(
-                probs_test, y_test, plot_dir / "reliability_diagram.png", n_bins=cfg.evaluate.ece_bins
-            ),
-        }
-        uris = {}
-        for name, path in files.items():
-            key = f"runs/{NAME}/{run_id}/evaluation/{Path(path).name}"
-            store.upload_file(path, key)
-            uris[name] = store.uri(key)
-    val_accuracy = accuracy(y_val, val_logits.argmax(axis=1))
+        _, y_test = _split_xy(store, features, frame, "test")
+        metrics = _metrics(cfg, probs_test, y_test)
+        uris = upload_plots(store, NAME, run_id, _plots(cfg, probs_test, y_test, Path(tmp) / "plots"))
     return Evaluation(
         metrics=metrics_to_dict(metrics),
         plots=uris,
         model_updates={"temperature": temperature, "mean_field_factor": factor},
-        details={
-            "test_rows": int(len(y_test)),
-            "validation_rows": int(len(y_val)),
-            "train_rows": int(fs.rows.get("train", 0)),
-            "validation_accuracy": float(val_accuracy),
-            "temperature": float(temperature),
-            "test_label_counts": {name: int((y_test == i).sum()) for i, name in enumerate(LABEL_NAMES)},
-        },
+        details=_details(features, y_test, y_val, val_logits, temperature),
     )
 
 
@@ -239,8 +217,6 @@ class NliPredictor:
         self.pair_order = tuple(loaded.inference.get("pair_order", PAIR_ORDER))
 
     def predict_pairs(self, pairs: list[tuple[str, str]]) -> list[PairPrediction]:
-        from modelgate.preprocess import encode_pairs
-
         rows = [{"premise": premise, "hypothesis": hypothesis} for premise, hypothesis in pairs]
         first, second = ([row[part] for row in rows] for part in self.pair_order)
         arrays = encode_pairs(self.loaded.tokenizer, first, second, self.sequence_length)
@@ -259,8 +235,6 @@ class NliPredictor:
         ]
 
     def format(self, predictions: list[PairPrediction]) -> str:
-        from modelgate.summary import text_table
-
         names = list(self.loaded.labels)
         rows = [
             [p.premise, p.hypothesis, p.label, *[f"{p.probabilities[n]:.3f}" for n in names]]
@@ -269,8 +243,8 @@ class NliPredictor:
         return text_table(["premise", "hypothesis", "label", *[f"p({n})" for n in names]], rows)
 
 
-def predictor(loaded) -> NliPredictor:
-    return NliPredictor(loaded)
+def load_predictor(directory: Path) -> NliPredictor:
+    return NliPredictor(load_model_dir(directory))
 
 
 def model_card(cfg: NliConfig) -> dict[str, Any]:
@@ -304,3 +278,18 @@ def model_card(cfg: NliConfig) -> dict[str, Any]:
             f"Each pair is truncated to {cfg.model.sequence_length} tokens (round robin).",
         ],
     }
+
+
+PIPELINE = Pipeline(
+    name=NAME,
+    config_class=NliConfig,
+    validation_suite=DATASET,
+    ingest=ingest,
+    validate=validate,
+    preprocess=preprocess,
+    train=train,
+    evaluate=evaluate,
+    load_predictor=load_predictor,
+    model_card=model_card,
+    predict_example=PREDICT_EXAMPLE,
+)

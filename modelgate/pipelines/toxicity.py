@@ -8,28 +8,45 @@ label list and read at the label tokens (the family follows from the preset; see
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import Field
 
-from modelgate.config import (
-    DataConfig,
-    EvaluateConfig,
-    ModelConfig,
-    PipelineConfig,
-    Section,
-    TrainConfig,
-)
-from modelgate.config import load_config as _load_config
+from modelgate.config import DataConfig, EvaluateConfig, ModelConfig, PipelineConfig, Section, TrainConfig
+from modelgate.data.ethos import DATASET_NAME, load_ethos
+from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
+from modelgate.evaluation import plots
+from modelgate.evaluation.bootstrap import evaluate_binary_classifier, metrics_to_dict
 from modelgate.evaluation.result import Evaluation
+from modelgate.models.backbones import load_tokenizer, tokenizer_id
+from modelgate.models.causal_lm import PromptTemplate, encode_prompts
 from modelgate.pipelines import classification as clf
 from modelgate.pipelines import toxicity_models as tm
-from modelgate.storage import NotFound, ObjectStore
-from validations.ethos import EthosValidationConfig
+from modelgate.pipelines.base import Pipeline
+from modelgate.pipelines.results import FeatureSet, TrainedModel
+from modelgate.pipelines.stages import (
+    Columns,
+    Encode,
+    TrainingRun,
+    load_tokens,
+    record_trained,
+    reuse_or_train,
+    tokenize_splits,
+    tokenize_text_splits,
+    upload_plots,
+)
+from modelgate.storage import ObjectStore
+from modelgate.summary import text_table
+from modelgate.training import EpochLog, TrainResult, set_seed, train_classifier
+from modelgate.training.causal_lm import fit_causal_lm
+from validations.ethos import EthosValidationConfig, validate_ethos
+from validations.runner import ValidationReport
 
 NAME = "toxicity"
 CLASS_NAMES = ["not_hateful", "hateful"]  # class 1 is the positive class of F1
@@ -88,25 +105,16 @@ class ToxicityConfig(PipelineConfig):
     validation: EthosValidationConfig = EthosValidationConfig()
 
 
-def load_config(profile: str = "default", config_file=None, overrides=None) -> ToxicityConfig:
-    return _load_config(NAME, ToxicityConfig, profile, config_file, overrides)
-
-
 def family(cfg: ToxicityConfig) -> str:
     return tm.preset_family(cfg.model.preset) if cfg.model.family == "auto" else cfg.model.family
 
 
-def prompt_template(cfg: ToxicityConfig):
-    from modelgate.models.causal_lm import PromptTemplate
-
+def prompt_template(cfg: ToxicityConfig) -> PromptTemplate:
     return PromptTemplate(tuple(cfg.prompt.labels), cfg.prompt.instructions, cfg.prompt.separator)
 
 
 # -- ingest / validate -----------------------------------------------------------------------
-def ingest(cfg: ToxicityConfig, store: ObjectStore):
-    from modelgate.data.ethos import DATASET_NAME, load_ethos
-    from modelgate.data.snapshot import snapshot_table
-
+def ingest(cfg: ToxicityConfig, store: ObjectStore) -> DatasetSnapshot:
     d = cfg.data
     frame, where = load_ethos(d.source, seed=d.split_seed, train_size=d.train_size,
                               threshold=d.hateful_threshold, store=store)
@@ -114,107 +122,84 @@ def ingest(cfg: ToxicityConfig, store: ObjectStore):
     return snapshot_table(store, DATASET_NAME, frame, source=described)
 
 
-def validate(cfg: ToxicityConfig, store: ObjectStore, snapshot: dict, run_id: str):
-    from modelgate.data.snapshot import DatasetSnapshot, load_snapshot
-    from validations.ethos import validate_ethos
-
-    snap = DatasetSnapshot.from_dict(snapshot)
-    return validate_ethos(store, snap, run_id, cfg.validation, frame=load_snapshot(store, snap))
+def validate(cfg: ToxicityConfig, store: ObjectStore, snapshot: DatasetSnapshot, run_id: str) -> ValidationReport:
+    return validate_ethos(store, snapshot, run_id, cfg.validation, frame=load_snapshot(store, snapshot))
 
 
-# -- preprocess / train ----------------------------------------------------------------------
-def _ordered(frame):
+# -- preprocess ------------------------------------------------------------------------------
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in shuffled order: token arrays follow it, so "the first N" training rows are a prefix."""
     return frame.sort_values("order", kind="stable").reset_index(drop=True)
 
 
-def _labels(frame, split: str) -> np.ndarray:
+def _texts(frame: pd.DataFrame, split: str) -> list[str]:
+    return frame.loc[frame["split"] == split, "text"].tolist()
+
+
+def _labels(frame: pd.DataFrame, split: str) -> np.ndarray:
     return frame.loc[frame["split"] == split, "hateful"].astype(bool).to_numpy().astype(np.int32)
 
 
-def _encode_prompt_splits(cfg: ToxicityConfig, store: ObjectStore, snapshot: dict, frame) -> clf.FeatureSet:
+def prompt_encoder(tokenizer, template: PromptTemplate, sequence_length: int) -> Encode:
+    """Prompts alone (one column: texts), or training texts, prompt + label + end token (two
+    columns: texts and their class indices as strings)."""
+
+    def encode(columns: Columns) -> dict[str, np.ndarray]:
+        labels = [int(v) for v in columns[1]] if len(columns) == 2 else None
+        return encode_prompts(tokenizer, template, list(columns[0]), sequence_length, labels)
+
+    return encode
+
+
+def _tokenize_prompts(cfg: ToxicityConfig, store: ObjectStore, snapshot: DatasetSnapshot, frame) -> FeatureSet:
     """Causal LM arrays: training texts (prompt + label + end) for train, prompts alone for test."""
-    import hashlib
-
-    from modelgate.models.backbones import load_tokenizer, tokenizer_id
-    from modelgate.models.causal_lm import encode_prompts
-    from modelgate.preprocess import cached_encode, texts_sha256, token_cache_key
-
     tokenizer = load_tokenizer(cfg.model.preset)
     template = prompt_template(cfg)
     # The template shapes the tokens as much as the vocabulary does: both name the cache entry.
     tok_id = hashlib.sha256(f"{tokenizer_id(tokenizer)}|prompt:{template.digest()}".encode()).hexdigest()
+    splits = {
+        "train": (_texts(frame, "train"), [str(v) for v in _labels(frame, "train")]),
+        "test": (_texts(frame, "test"),),
+    }
     length = cfg.model.sequence_length
-    token_keys, rows = {}, {}
-    for split in ("train", "test"):
-        part = frame.loc[frame["split"] == split]
-        texts = part["text"].tolist()
-        labels = _labels(frame, split) if split == "train" else None
-        digest = texts_sha256(texts, [str(v) for v in labels] if labels is not None else ["<prompt>"])
-        cached_encode(store, digest, tok_id, length,
-                      lambda texts=texts, labels=labels: encode_prompts(tokenizer, template, texts, length, labels))
-        token_keys[split] = token_cache_key(digest, tok_id, length)
-        rows[split] = len(texts)
-    return clf.FeatureSet(snapshot=snapshot, labels=CLASS_NAMES, preset=cfg.model.preset,
-                          tokenizer_id=tok_id, sequence_length=length, token_keys=token_keys, rows=rows)
+    return tokenize_splits(
+        store, snapshot, splits, prompt_encoder(tokenizer, template, length), preset=cfg.model.preset,
+        tokenizer_id=tok_id, sequence_length=length, labels=CLASS_NAMES,
+    )
 
 
-def preprocess(cfg: ToxicityConfig, store: ObjectStore, validated: dict) -> clf.FeatureSet:
-    from modelgate.data.snapshot import load_snapshot
-
-    snapshot = validated["filtered_snapshot"]
+def preprocess(cfg: ToxicityConfig, store: ObjectStore, validated: ValidationReport) -> FeatureSet:
+    snapshot = validated.filtered_snapshot
     frame = _ordered(load_snapshot(store, snapshot))
     if family(cfg) == tm.CAUSAL_LM:
-        return _encode_prompt_splits(cfg, store, snapshot, frame)
-    return clf.tokenize_splits(cfg, store, snapshot, frame, CLASS_NAMES, text_column="text")
+        return _tokenize_prompts(cfg, store, snapshot, frame)
+    splits = {str(split): (part["text"].tolist(),) for split, part in frame.groupby("split", sort=False)}
+    return tokenize_text_splits(cfg, store, snapshot, splits, labels=CLASS_NAMES)
 
 
-def _first(arrays: dict[str, np.ndarray], count: int | None) -> dict[str, np.ndarray]:
-    return arrays if count is None else {k: v[:count] for k, v in arrays.items()}
+# -- train -----------------------------------------------------------------------------------
+def _training_data(cfg: ToxicityConfig, store: ObjectStore, features: FeatureSet):
+    """(token arrays, labels) of the first ``train.examples`` training comments (all by default)."""
+    arrays = load_tokens(store, features, "train")
+    if cfg.train.examples is not None:
+        arrays = {k: v[: cfg.train.examples] for k, v in arrays.items()}
+    frame = _ordered(load_snapshot(store, features.snapshot))
+    return arrays, _labels(frame, "train")[: len(arrays["token_ids"])]
 
 
-def train(cfg: ToxicityConfig, store: ObjectStore, features: dict) -> clf.TrainedModel:
-    """Tune LoRA (+ head) on the training comments, stage the result; reuse an identical finished run."""
-    from modelgate.data.snapshot import load_snapshot
-    from modelgate.models.backbones import load_tokenizer
-    from modelgate.models.lora import count_parameters
-    from modelgate.training import TrainSettings
-    from modelgate.training.trainer import describe_device, set_seed
-
-    fs = clf.FeatureSet.from_dict(features)
-    key = clf.train_key(cfg, fs)
-    prefix = f"runs/{NAME}/train/{key}"
-    marker = f"{prefix}/{clf.TRAINED_MARKER}"
-    if cfg.train.resume:
-        try:
-            done = clf.TrainedModel.from_dict(store.get_json(marker))
-            done.reused = True
-            return done
-        except NotFound:
-            pass
-    frame = _ordered(load_snapshot(store, fs.snapshot))
-    kind = family(cfg)
-    m, t = cfg.model, cfg.train
-    x = _first(clf.load_tokens(store, fs, "train"), t.examples)
-    y = _labels(frame, "train")[: len(x["token_ids"])]
-    settings = TrainSettings(epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
-                             weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, seed=cfg.seed)
-    set_seed(cfg.seed)  # the head's and the LoRA factors' initial values
-    model = tm.build_model(kind, m.preset, m.lora_rank, len(CLASS_NAMES), m.dropout, m.hidden_dim)
-    callbacks = [clf.EpochLog(t.epochs)]
+def _fit(cfg: ToxicityConfig, kind: str, model, x: dict[str, np.ndarray], y: np.ndarray) -> TrainResult:
+    settings, callbacks = clf.train_settings(cfg), [EpochLog(cfg.train.epochs)]
     if kind == tm.CAUSAL_LM:
-        from modelgate.models.causal_lm import fit_causal_lm
+        return fit_causal_lm(model, x, settings, callbacks, loss_on=cfg.prompt.loss_on)
+    # No per-epoch checkpoints: Keras merges LoRA factors into the kernels when it saves
+    # weights, so a checkpoint could not restore them. Runs are minutes; a rerun starts over.
+    return train_classifier(model, x, y, cfg=settings, callbacks=callbacks)
 
-        result = fit_causal_lm(model, x, settings, callbacks, loss_on=cfg.prompt.loss_on)
-        resumed = None
-    else:
-        from modelgate.training import train_classifier
 
-        # No per-epoch checkpoints: Keras merges LoRA factors into the kernels when it saves
-        # weights, so a checkpoint could not restore them. Runs are minutes; a rerun starts over.
-        result = train_classifier(model, x, y, cfg=settings, callbacks=callbacks)
-        resumed = result.resumed_from_epoch
-    inference = {
+def _inference(cfg: ToxicityConfig, kind: str, model, train_examples: int) -> dict[str, Any]:
+    """inference.json of the staged model: what serving needs to rebuild and score it."""
+    m = cfg.model
+    return {
         "pipeline": NAME,
         "task": "binary-text-classification",
         "family": kind,
@@ -227,86 +212,79 @@ def train(cfg: ToxicityConfig, store: ObjectStore, features: dict) -> clf.Traine
         "dropout": m.dropout,
         "hidden_dim": getattr(model, "hidden_dim", None) if kind == tm.ENCODER else None,
         "prompt": prompt_template(cfg).to_dict() if kind == tm.CAUSAL_LM else None,
-        "train_examples": len(y),
+        "train_examples": train_examples,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = tm.stage_model(Path(tmp) / "model", model, load_tokenizer(m.preset), CLASS_NAMES, inference)
-        store.upload_dir(staged, f"{prefix}/model")
-    device = describe_device()
-    trained = clf.TrainedModel(
-        uri=store.uri(f"{prefix}/model"),
-        train_key=key,
-        epochs_run=result.epochs_run,
-        resumed_from_epoch=resumed,
-        seconds=result.seconds,
-        examples_per_second=result.examples_per_second,
-        backend=device["backend"],
-        device=device["device"],
-        parameters=int(model.count_params()),
-        trainable_parameters=count_parameters(model.trainable_weights),
-        history={k: [float(v) for v in values] for k, values in (result.history or {}).items()},
-    )
-    store.put_json(marker, trained.to_dict())  # last: an incomplete run is never reused
-    return trained
+
+
+def train(cfg: ToxicityConfig, store: ObjectStore, features: FeatureSet) -> TrainedModel:
+    """Tune LoRA (+ head) on the training comments, stage the result; reuse an identical finished run."""
+
+    def fit(run: TrainingRun) -> TrainedModel:
+        x, y = _training_data(cfg, store, features)
+        kind, m = family(cfg), cfg.model
+        set_seed(cfg.seed)  # the head's and the LoRA factors' initial values
+        model = tm.build_model(kind, m.preset, m.lora_rank, len(CLASS_NAMES), m.dropout, m.hidden_dim)
+        result = _fit(cfg, kind, model, x, y)
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = tm.stage_model(Path(tmp) / "model", model, load_tokenizer(m.preset), CLASS_NAMES,
+                                    _inference(cfg, kind, model, len(y)))
+            uri = run.stage(staged)
+        return record_trained(run, uri, result, model)
+
+    return reuse_or_train(cfg, store, features, fit)
 
 
 # -- evaluate --------------------------------------------------------------------------------
-
-
-def test_probabilities(cfg: ToxicityConfig, store: ObjectStore, trained: dict, features: dict):
+def test_probabilities(store: ObjectStore, trained: TrainedModel, features: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
     """(true labels, hateful probabilities) on the test split, from the staged model."""
-    from modelgate.data.snapshot import load_snapshot
-
-    fs = clf.FeatureSet.from_dict(features)
-    frame = _ordered(load_snapshot(store, fs.snapshot))
+    frame = _ordered(load_snapshot(store, features.snapshot))
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "model"
-        store.download_dir(store.key_of(clf.TrainedModel.from_dict(trained).uri), directory)
-        model = tm.load_staged(directory)
-        probs = model.probabilities(clf.load_tokens(store, fs, "test"))
+        store.download_dir(store.key_of(trained.uri), directory)
+        probs = tm.load_staged(directory).probabilities(load_tokens(store, features, "test"))
     return _labels(frame, "test"), probs[:, 1]
 
 
-def evaluate(cfg: ToxicityConfig, store: ObjectStore, trained: dict, features: dict, run_id: str) -> Evaluation:
-    from modelgate.evaluation import plots
-    from modelgate.evaluation.bootstrap import (
-        evaluate_binary_classifier,
-        metrics_to_dict,
-    )
+def _plots(y_true: np.ndarray, hateful: np.ndarray, predicted: np.ndarray, threshold: float,
+           directory: Path) -> dict[str, Path]:
+    return {
+        "roc_curve": plots.plot_roc_curve(y_true, hateful, directory / "roc_curve.png", positive_name="hateful"),
+        "confusion_matrix": plots.plot_confusion_matrix(
+            y_true, predicted, directory / "confusion_matrix.png", class_names=CLASS_NAMES,
+            normalize=False, title=f"Confusion matrix (hateful when p >= {threshold})"),
+    }
 
-    y_true, hateful = test_probabilities(cfg, store, trained, features)
+
+def _details(cfg: ToxicityConfig, features: FeatureSet, y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    counts = np.bincount(y_true * 2 + predicted, minlength=4)
+    return {
+        "threshold": cfg.evaluate.threshold,
+        "test_rows": len(y_true),
+        "test_hateful": int(y_true.sum()),
+        "true_negatives": int(counts[0]), "false_positives": int(counts[1]),
+        "false_negatives": int(counts[2]), "true_positives": int(counts[3]),
+        "train_examples": int(cfg.train.examples or features.rows["train"]),
+        "epochs": cfg.train.epochs,
+    }
+
+
+def evaluate(
+    cfg: ToxicityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
+) -> Evaluation:
+    """F1, ROC-AUC and accuracy on the test split with bootstrap intervals; ROC and confusion plots."""
+    y_true, hateful = test_probabilities(store, trained, features)
     threshold = cfg.evaluate.threshold
     metrics = evaluate_binary_classifier(
         y_true, hateful, threshold=threshold, n_resamples=cfg.evaluate.bootstrap_samples, seed=cfg.seed
     )
     predicted = (hateful >= threshold).astype(np.int64)
     with tempfile.TemporaryDirectory() as tmp:
-        files = {
-            "roc_curve": plots.plot_roc_curve(y_true, hateful, Path(tmp) / "roc_curve.png",
-                                              positive_name="hateful"),
-            "confusion_matrix": plots.plot_confusion_matrix(
-                y_true, predicted, Path(tmp) / "confusion_matrix.png", class_names=CLASS_NAMES,
-                normalize=False, title=f"Confusion matrix (hateful when p >= {threshold})"),
-        }
-        uris = {}
-        for name, path in files.items():
-            key = f"runs/{NAME}/{run_id}/evaluation/{Path(path).name}"
-            store.upload_file(path, key)
-            uris[name] = store.uri(key)
-    counts = np.bincount(y_true * 2 + predicted, minlength=4)
+        uris = upload_plots(store, NAME, run_id, _plots(y_true, hateful, predicted, threshold, Path(tmp)))
     return Evaluation(
         metrics=metrics_to_dict(metrics),
         plots=uris,
         inference_updates={"threshold": threshold},
-        details={
-            "threshold": threshold,
-            "test_rows": len(y_true),
-            "test_hateful": int(y_true.sum()),
-            "true_negatives": int(counts[0]), "false_positives": int(counts[1]),
-            "false_negatives": int(counts[2]), "true_positives": int(counts[3]),
-            "train_examples": int(cfg.train.examples or clf.FeatureSet.from_dict(features).rows["train"]),
-            "epochs": cfg.train.epochs,
-        },
+        details=_details(cfg, features, y_true, predicted),
     )
 
 
@@ -340,18 +318,12 @@ class ToxicityPredictor:
 
     @staticmethod
     def format(predictions: list[ToxicityPrediction]) -> str:
-        from modelgate.summary import text_table
-
         rows = [[p.text, p.label, f"{p.probability:.3f}"] for p in predictions]
         return text_table(["text", "label", "probability"], rows)
 
 
-def predictor(loaded: tm.ToxicityModel) -> ToxicityPredictor:
-    return ToxicityPredictor(loaded)
-
-
-def load_predictor(directory, registry=None) -> ToxicityPredictor:
-    """A registered version's directory -> predictor; an adapter version reloads and verifies its base."""
+def load_predictor(directory: Path) -> ToxicityPredictor:
+    """A fetched version's directory -> predictor; an adapter version reloads and verifies its base."""
     return ToxicityPredictor(tm.load_staged(Path(directory)))
 
 
@@ -383,3 +355,18 @@ def model_card(cfg: ToxicityConfig) -> dict[str, Any]:
             "Hate-speech labels reflect the ETHOS annotators' judgement; the model inherits their biases.",
         ],
     }
+
+
+PIPELINE = Pipeline(
+    name=NAME,
+    config_class=ToxicityConfig,
+    validation_suite=DATASET_NAME,
+    ingest=ingest,
+    validate=validate,
+    preprocess=preprocess,
+    train=train,
+    evaluate=evaluate,
+    load_predictor=load_predictor,
+    model_card=model_card,
+    predict_example='"Women deserve respect" "go back to your country, animal"',
+)

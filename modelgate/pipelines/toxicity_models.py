@@ -18,16 +18,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras_hub  # also registers the keras-hub classes a whole model deserializes
 import numpy as np
+from keras_hub.src.utils.preset_utils import get_preset_loader, list_subclasses
 
 from modelgate.artifacts import (
     INFERENCE_FILE,
     LABELS_FILE,
     PREPROCESSOR_DIR,
+    load_model_dir,
+    load_tokenizer_dir,
+    read_inference,
     save_model_dir,
     save_tokenizer,
     write_inference,
 )
+from modelgate.models.adapters import (
+    base_identity,
+    is_known_preset,
+    load_adapter_weights,
+    read_identity,
+    save_adapter,
+    verify_base,
+)
+from modelgate.models.backbones import load_backbone, resolve_preset
+from modelgate.models.causal_lm import PromptTemplate, build_causal_lm, encode_prompts, label_token_ids, score_labels
+from modelgate.models.lora import build_lora_encoder_classifier, head_layers
+from modelgate.pipelines.classification import predict_arrays, softmax
+from modelgate.preprocess import encode_texts
 
 ENCODER, CAUSAL_LM = "encoder", "causal_lm"
 WHOLE, ADAPTER = "whole", "adapter"
@@ -35,11 +53,6 @@ WHOLE, ADAPTER = "whole", "adapter"
 
 def preset_family(preset: str) -> str:
     """"causal_lm" when keras-hub has a CausalLM task for the preset's backbone, else "encoder"."""
-    import keras_hub
-    from keras_hub.src.utils.preset_utils import get_preset_loader, list_subclasses
-
-    from modelgate.models.backbones import resolve_preset
-
     backbone_cls = get_preset_loader(resolve_preset(preset)).check_backbone_class()
     for task in list_subclasses(keras_hub.models.CausalLM):
         if getattr(task, "backbone_cls", None) is backbone_cls:
@@ -49,8 +62,6 @@ def preset_family(preset: str) -> str:
 
 def storage_for(preset: str, requested: str) -> str:
     """Where the base goes: "adapter" (identity only) for a known preset, else "whole"."""
-    from modelgate.models.adapters import is_known_preset
-
     if requested == "auto":
         return ADAPTER if is_known_preset(preset) else WHOLE
     return requested
@@ -58,20 +69,12 @@ def storage_for(preset: str, requested: str) -> str:
 
 def build_model(family: str, preset: str, rank: int, num_classes: int, dropout: float, hidden_dim=None):
     if family == CAUSAL_LM:
-        from modelgate.models.causal_lm import build_causal_lm
-
         return build_causal_lm(preset, rank)
-    from modelgate.models.backbones import load_backbone
-    from modelgate.models.lora import build_lora_encoder_classifier
-
     return build_lora_encoder_classifier(load_backbone(preset), num_classes, rank, dropout, hidden_dim)
 
 
 def stage_model(directory: Path, model, tokenizer, labels: list[str], inference: dict[str, Any]) -> Path:
     """Lay out a staged model directory: whole, or adapter + base identity (see module docstring)."""
-    from modelgate.models.adapters import base_identity, save_adapter
-    from modelgate.models.lora import head_layers
-
     directory = Path(directory)
     if inference["storage"] == WHOLE:
         return save_model_dir(directory, model, tokenizer, labels, inference)
@@ -98,26 +101,14 @@ class ToxicityModel:
     def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         length = int(self.inference["sequence_length"])
         if self.family == CAUSAL_LM:
-            from modelgate.models.causal_lm import PromptTemplate, encode_prompts
-
             return encode_prompts(self.tokenizer, PromptTemplate.from_dict(self.inference["prompt"]), texts, length)
-        from modelgate.preprocess import encode_texts
-
         return encode_texts(self.tokenizer, texts, length)
 
     def probabilities(self, arrays: dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
         if self.family == CAUSAL_LM:
-            from modelgate.models.causal_lm import (
-                PromptTemplate,
-                label_token_ids,
-                score_labels,
-            )
-
             template = PromptTemplate.from_dict(self.inference["prompt"])
             ids = label_token_ids(self.tokenizer, template.labels)
             return score_labels(self.model, arrays, ids, batch_size=batch_size)
-        from modelgate.pipelines.classification import predict_arrays, softmax
-
         return softmax(predict_arrays(self.model, arrays, batch_size=batch_size))
 
     def predict_texts(self, texts: list[str]) -> np.ndarray:
@@ -126,23 +117,12 @@ class ToxicityModel:
 
 def load_staged(directory: Path) -> ToxicityModel:
     """Load a staged or registered toxicity model directory (whole or adapter)."""
-    import keras_hub  # noqa: F401  (registers the keras-hub classes a whole model deserializes)
-
-    from modelgate.artifacts import load_model_dir, load_tokenizer_dir, read_inference
-
     directory = Path(directory)
     inference = read_inference(directory)
     family = inference["family"]
     if inference["storage"] == WHOLE:
         loaded = load_model_dir(directory)
         return ToxicityModel(family, loaded.model, loaded.tokenizer, loaded.labels, loaded.inference)
-    from modelgate.models.adapters import (
-        load_adapter_weights,
-        read_identity,
-        verify_base,
-    )
-    from modelgate.models.lora import head_layers
-
     identity = read_identity(directory)
     verify_base(identity)
     labels = json.loads((directory / LABELS_FILE).read_text())

@@ -8,6 +8,7 @@ from modelgate.training.optimizer import (
     build_optimizer,
 )
 from modelgate.training.trainer import (
+    EpochLog,
     TrainResult,
     compile_classifier,
     describe_device,
@@ -16,6 +17,7 @@ from modelgate.training.trainer import (
 )
 
 __all__ = [
+    "EpochLog",
     "NO_DECAY_VARIABLE_NAMES",
     "S3Checkpointer",
     "TrainResult",

@@ -13,7 +13,6 @@ Set ``MODELGATE_TRAIN_IN_PROCESS=1`` to train in the calling process instead (de
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -23,7 +22,10 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
+
+from modelgate.pipelines.results import FeatureSet, TrainedModel
+from modelgate.storage import ObjectStore
 
 IN_PROCESS_ENV = "MODELGATE_TRAIN_IN_PROCESS"
 # TensorFlow's C++ informational lines ("I0000 00:00:..."): noise in a run log.
@@ -34,38 +36,30 @@ class TrainingProcessError(RuntimeError):
     """Training failed in its child process; the message carries the child's error."""
 
 
-def _config_class_path(cfg) -> str:
-    cls = type(cfg)
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _load_attr(path: str):
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def train_stage(cfg, features: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline's ``train(cfg, store, features)``, as a JSON-able dict (runs in any process)."""
-    from modelgate.pipelines import get_pipeline
-    from modelgate.storage import ObjectStore
-
-    store = ObjectStore.from_settings()
-    trained = get_pipeline(cfg.pipeline).train(cfg, store, features)
-    return trained.to_dict() if hasattr(trained, "to_dict") else dict(trained)
+def train_stage(pipeline, cfg, features: FeatureSet) -> TrainedModel:
+    """The pipeline's train stage against the configured object store (runs in any process)."""
+    return pipeline.train(cfg, ObjectStore.from_settings(), features)
 
 
 def train_in_subprocess(
-    cfg, features: dict[str, Any], log: Callable[[str], None] = print
-) -> dict[str, Any]:
-    """Train in a fresh Python process and return the trained model's manifest."""
+    pipeline, cfg, features: FeatureSet, log: Callable[[str], None] | None = None
+) -> TrainedModel:
+    """Train in a fresh Python process and return the trained model's manifest.
+
+    The request crosses the process boundary as JSON: the pipeline's name, its resolved config and
+    the feature set; the child finds the pipeline in ``PIPELINES`` and validates both again.
+    """
     if os.environ.get(IN_PROCESS_ENV, "").lower() in ("1", "true", "yes"):
-        return train_stage(cfg, features)
+        return train_stage(pipeline, cfg, features)
+    # `print` looked up at call time: inside a Prefect run with log_prints it is the patched print
+    # that turns lines into run logs (and keeps them off the CLI's stdout).
+    log = log or print
     with tempfile.TemporaryDirectory(prefix="modelgate-train-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({
-            "config_class": _config_class_path(cfg),
+            "pipeline": pipeline.name,
             "config": cfg.model_dump(mode="json"),
-            "features": features,
+            "features": features.to_dict(),
         }))
         command = [sys.executable, "-u", "-m", "modelgate.training.isolated", str(request), str(result)]
         with subprocess.Popen(
@@ -89,14 +83,20 @@ def train_in_subprocess(
         raise TrainingProcessError(f"the training process ended without a result: {how}{hint}")
     if "error" in outcome:
         raise TrainingProcessError(f"training failed: {outcome['error']}")
-    return outcome["trained"]
+    return TrainedModel.from_dict(outcome["trained"])
 
 
 def _child(request_path: str, result_path: str) -> int:
+    # Imported here, not at the top: the parent imports this module from inside a pipeline's
+    # task, and PIPELINES imports every pipeline (a cycle at module level).
+    from modelgate.pipelines import get_pipeline
+
     request = json.loads(Path(request_path).read_text())
     try:
-        cfg = _load_attr(request["config_class"]).model_validate(request["config"])
-        outcome = {"trained": train_stage(cfg, request["features"])}
+        pipeline = get_pipeline(request["pipeline"])
+        cfg = pipeline.config_from_dict(request["config"])
+        features = FeatureSet.from_dict(request["features"])
+        outcome = {"trained": train_stage(pipeline, cfg, features).to_dict()}
         code = 0
     except Exception as exc:
         traceback.print_exc()

@@ -77,13 +77,23 @@ def _tensorboard(log_dir: Path | None) -> list:
     """A TensorBoard callback when a log dir is given and TensorFlow (its writer) is installed."""
     if log_dir is None:
         return []
-    try:
+    try:  # imported here: TensorFlow and TensorBoard are optional (the writer only), not needed to train
         import tensorboard  # noqa: F401
         import tensorflow  # noqa: F401
     except ImportError:
         print("tensorflow/tensorboard are not installed: no TensorBoard logs for this run", flush=True)
         return []
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, update_freq="epoch")]
+
+
+def _resumed_losses(checkpointer: S3Checkpointer | None, resumed: int | None) -> list[float]:
+    """The validation losses of the epochs a resumed run has already done (for early stopping)."""
+    if not resumed or checkpointer is None:
+        return []
+    try:
+        return list(checkpointer.store.get_json(f"{checkpointer.prefix}/{HISTORY_FILE}")["val_loss"])[:resumed]
+    except NotFound:
+        return []
 
 
 def train_similarity(
@@ -107,12 +117,7 @@ def train_similarity(
         raise ValueError(f"x_train has {count} pairs but y_train has {len(y_train)} targets")
     compile_regressor(model, settings)
     resumed = checkpointer.restore(model) if checkpointer is not None else None
-    losses: list[float] = []
-    if resumed and checkpointer is not None:
-        try:
-            losses = list(checkpointer.store.get_json(f"{checkpointer.prefix}/{HISTORY_FILE}")["val_loss"])[:resumed]
-        except NotFound:
-            losses = []
+    losses = _resumed_losses(checkpointer, resumed)
     rule = EarlyStop(settings.patience, settings.min_delta)
     clock = _TrainClock()
     epoch_callbacks = [clock, *_tensorboard(log_dir), *(callbacks or [])]

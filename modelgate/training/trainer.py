@@ -30,6 +30,7 @@ def describe_device() -> dict[str, str]:
     """{"backend": ..., "device": "GPU (name)" or "CPU"} as the active Keras backend sees it."""
     backend = keras.backend.backend()
     gpu_name = None
+    # Only the active backend's package is imported (the others may not even be installed).
     if backend == "jax":
         import jax
 
@@ -75,6 +76,23 @@ class _TrainClock(keras.callbacks.Callback):
         self._stop()
 
 
+class EpochLog(keras.callbacks.Callback):
+    """Prints one line per epoch (Prefect turns prints into run logs): progress people can follow."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        values = ", ".join(f"{k}={float(v):.4f}" for k, v in sorted((logs or {}).items()))
+        print(f"epoch {epoch + 1}/{self.epochs} ({seconds:.0f} s): {values}", flush=True)
+
+
 def compile_classifier(model, total_steps: int, cfg: TrainSettings) -> None:
     model.compile(
         optimizer=build_optimizer(total_steps, cfg),
@@ -94,6 +112,64 @@ def _num_examples(x) -> int:
 
 def _take(x, index):
     return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
+
+
+def _checked_labels(x_train, y_train) -> tuple[int, np.ndarray]:
+    """(number of examples, labels as an array), refusing mismatched or empty training data."""
+    count = _num_examples(x_train)
+    y_train = np.asarray(y_train)
+    if len(y_train) != count:
+        raise ValueError(f"x_train has {count} examples but y_train has {len(y_train)} labels")
+    if count == 0:
+        raise ValueError("x_train is empty: nothing to train on")
+    return count, y_train
+
+
+def _resume(model, checkpointer: S3Checkpointer | None, cfg: TrainSettings) -> tuple[int | None, int]:
+    """(epochs found in the checkpoint or None, the epoch to start from), weights restored."""
+    resumed = checkpointer.restore(model) if checkpointer is not None else None
+    start_epoch = resumed or 0
+    if start_epoch > cfg.epochs:
+        raise ValueError(
+            f"checkpoint at {checkpointer.prefix} has {start_epoch} epochs, more than the "
+            f"{cfg.epochs} configured: the run key should differ when the config does"
+        )
+    return resumed, start_epoch
+
+
+def _epoch_callbacks(model, clock: _TrainClock, callbacks: list | None,
+                     checkpointer: S3Checkpointer | None) -> list:
+    """The GP covariance reset first (SNGP heads), the clock, the caller's, the checkpointer last."""
+    epoch_callbacks = [clock, *(callbacks or [])]
+    if gp_layers(model):
+        epoch_callbacks.insert(0, CovarianceResetCallback())
+    if checkpointer is not None:
+        epoch_callbacks.append(checkpointer)
+    return epoch_callbacks
+
+
+def _fit_epochs(model, x_train, y_train: np.ndarray, validation, cfg: TrainSettings, seed: int,
+                start_epoch: int, epoch_callbacks: list) -> dict[str, list[float]]:
+    """Fit one epoch at a time from ``start_epoch``; returns the merged history."""
+    count = len(y_train)
+    history: dict[str, list[float]] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        # Order depends on (seed, epoch) only, so a resumed epoch sees the same batches.
+        order = np.random.default_rng([seed, epoch]).permutation(count)
+        fitted = model.fit(
+            _take(x_train, order),
+            y_train[order],
+            validation_data=validation,
+            batch_size=cfg.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            callbacks=epoch_callbacks,
+            verbose=cfg.verbose,
+        )
+        for name, values in fitted.history.items():
+            history.setdefault(name, []).extend(float(v) for v in values)
+    return history
 
 
 def train_classifier(
@@ -116,51 +192,18 @@ def train_classifier(
     cfg = cfg or TrainSettings()
     seed = cfg.seed if seed is None else int(seed)
     set_seed(seed)
-    count = _num_examples(x_train)
-    y_train = np.asarray(y_train)
-    if len(y_train) != count:
-        raise ValueError(f"x_train has {count} examples but y_train has {len(y_train)} labels")
-    if count == 0:
-        raise ValueError("x_train is empty: nothing to train on")
+    count, y_train = _checked_labels(x_train, y_train)
     validation = None
     if x_val is not None:
         validation = (x_val, np.asarray(y_val))
 
     steps_per_epoch = math.ceil(count / cfg.batch_size)
     compile_classifier(model, steps_per_epoch * cfg.epochs, cfg)
-
-    resumed = checkpointer.restore(model) if checkpointer is not None else None
-    start_epoch = resumed or 0
-    if start_epoch > cfg.epochs:
-        raise ValueError(
-            f"checkpoint at {checkpointer.prefix} has {start_epoch} epochs, more than the "
-            f"{cfg.epochs} configured: the run key should differ when the config does"
-        )
+    resumed, start_epoch = _resume(model, checkpointer, cfg)
 
     clock = _TrainClock()
-    epoch_callbacks = [clock, *(callbacks or [])]
-    if gp_layers(model):
-        epoch_callbacks.insert(0, CovarianceResetCallback())
-    if checkpointer is not None:
-        epoch_callbacks.append(checkpointer)
-
-    history: dict[str, list[float]] = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        # Order depends on (seed, epoch) only, so a resumed epoch sees the same batches.
-        order = np.random.default_rng([seed, epoch]).permutation(count)
-        fitted = model.fit(
-            _take(x_train, order),
-            y_train[order],
-            validation_data=validation,
-            batch_size=cfg.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=False,
-            callbacks=epoch_callbacks,
-            verbose=cfg.verbose,
-        )
-        for name, values in fitted.history.items():
-            history.setdefault(name, []).extend(float(v) for v in values)
+    epoch_callbacks = _epoch_callbacks(model, clock, callbacks, checkpointer)
+    history = _fit_epochs(model, x_train, y_train, validation, cfg, seed, start_epoch, epoch_callbacks)
 
     epochs_run = cfg.epochs - start_epoch
     seconds = clock.seconds

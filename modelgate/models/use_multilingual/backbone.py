@@ -131,8 +131,24 @@ class USEMultilingualBackbone(Backbone):
         **kwargs,
     ):
         ngram_orders = tuple((int(n), int(left)) for n, left in ngram_orders)
+        self._make_layers(vocabulary_size, embedding_dim, ngram_width, ngram_orders, dan_hidden_dim,
+                          output_dim, layer_norm_epsilon, dtype)
+        inputs, outputs = self._functional_graph(ngram_width)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.vocabulary_size = int(vocabulary_size)
+        self.embedding_dim = int(embedding_dim)
+        self.ngram_width = int(ngram_width)
+        self.ngram_orders = ngram_orders
+        self.dan_hidden_dim = int(dan_hidden_dim)
+        self.output_dim = int(output_dim)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+
+    def _make_layers(self, vocabulary_size, embedding_dim, ngram_width, ngram_orders, dan_hidden_dim,
+                     output_dim, layer_norm_epsilon, dtype):
+        """Create the backbone's layers (before the functional ``__init__``, as keras-hub backbones do)."""
         dense = dict(dtype=dtype)
-        # === Layers ===
         self.token_embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding", **dense)
         self.ngram_projection = keras.layers.Dense(ngram_width * len(ngram_orders), name="ngram_projection", **dense)
         # One layer norm over the three slices together, as in the original graph.
@@ -156,7 +172,8 @@ class USEMultilingualBackbone(Backbone):
         self.dan_3 = keras.layers.Dense(output_dim, name="dan_3", **no_bias)
         self.normalize = L2Normalize(layer_norm_epsilon, name="normalize", **dense)
 
-        # === Functional model ===
+    def _functional_graph(self, ngram_width):
+        """The functional graph over the layers: its (inputs, outputs) dicts."""
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         embedded = self.token_embedding(token_ids)
@@ -171,21 +188,9 @@ class USEMultilingualBackbone(Backbone):
         hidden_1 = keras.layers.ReLU(name="dan_1_relu")(self.dan_skip_1(pooled) + self.dan_1(hidden_0))
         hidden_2 = self.dan_2(hidden_1)
         sentence = keras.layers.Activation("tanh", name="dan_3_tanh")(self.dan_skip_3(hidden_1) + self.dan_3(hidden_2))
-        super().__init__(
-            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
-            outputs={"sequence_output": features, "pooled_output": self.normalize(sentence)},
-            dtype=dtype,
-            **kwargs,
-        )
-
-        # === Config ===
-        self.vocabulary_size = int(vocabulary_size)
-        self.embedding_dim = int(embedding_dim)
-        self.ngram_width = int(ngram_width)
-        self.ngram_orders = ngram_orders
-        self.dan_hidden_dim = int(dan_hidden_dim)
-        self.output_dim = int(output_dim)
-        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+        outputs = {"sequence_output": features, "pooled_output": self.normalize(sentence)}
+        return inputs, outputs
 
     @property
     def hidden_dim(self) -> int:

@@ -15,9 +15,14 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+
+from modelgate.models.use_multilingual.backbone import USEMultilingualBackbone
+from modelgate.models.use_multilingual.tokenizer import USEMultilingualTokenizer
+from modelgate.settings import load_settings
 
 PRESET_NAME = "use-multilingual-v3"
 ALIASES = {PRESET_NAME, "usem3", "universal-sentence-encoder-multilingual-v3", "use-multilingual"}
@@ -43,8 +48,6 @@ def package_resources() -> tuple[Path, Path, str]:
     for path in (weights, proto):
         if not path.exists():
             raise FileNotFoundError(f"{DISTRIBUTION} is installed but {path} is missing; reinstall it")
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         package_version = version(DISTRIBUTION)
     except PackageNotFoundError:
@@ -94,9 +97,6 @@ def load_package_weights(backbone, weights_path: Path) -> None:
 
 def write_preset(directory: Path) -> Path:
     """Convert the installed package's model into a keras-hub preset at ``directory`` (atomically)."""
-    from modelgate.models.use_multilingual.backbone import USEMultilingualBackbone
-    from modelgate.models.use_multilingual.tokenizer import USEMultilingualTokenizer
-
     weights, proto, _ = package_resources()
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +119,6 @@ def write_preset(directory: Path) -> Path:
 def preset_dir(cache_dir: Path | None = None) -> Path:
     """The preset directory for the installed package version, written on first use."""
     if cache_dir is None:
-        from modelgate.settings import load_settings
-
         cache_dir = load_settings().cache_dir
     _, _, package_version = package_resources()
     directory = Path(cache_dir) / "presets" / f"{PRESET_NAME}-{package_version}"

@@ -18,7 +18,9 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modelgate.registry import AliasConflict, ModelVersion, Registry, RegistryError, parse_ref
+from modelgate.evaluation.bootstrap import metrics_from_dict
+from modelgate.gate import evaluate_gate, load_gate_config
+from modelgate.registry.versions import AliasConflict, ModelVersion, Registry, RegistryError, parse_ref
 from modelgate.storage import StorageError
 
 EXIT_PASS, EXIT_REFUSED, EXIT_UNDECIDED = 0, 1, 2
@@ -82,10 +84,9 @@ def _stored_verdict(registry: Registry, version: ModelVersion, verify_files: boo
     return verdict
 
 
-def _baseline(registry: Registry, model: str, alias: str, candidate: int):
-    """(metrics, ref) of the version holding ``alias`` now; None when it is the candidate itself."""
-    from modelgate.evaluation.bootstrap import metrics_from_dict
-
+def baseline(registry: Registry, model: str, alias: str = PRODUCTION, candidate: int | None = None):
+    """(metrics, "MODEL:N") of the version holding ``alias`` now, or (None, None) when no version
+    holds it or it is the candidate itself: what change thresholds compare with."""
     record = registry.get_alias(model, alias)
     if record is None or record.version == candidate:
         return None, None
@@ -97,16 +98,13 @@ def check_gate(
     registry: Registry, ref: str, against: str = PRODUCTION, verify_files: bool = True
 ) -> GateDecision:
     """Read the stored verdict and hold the candidate against ``against`` as it is now."""
-    from modelgate.evaluation.bootstrap import metrics_from_dict
-    from modelgate.gate import evaluate_gate, load_gate_config
-
     try:
         version = registry.resolve(ref)
         ref = version.ref
         stored = _stored_verdict(registry, version, verify_files)
         config = load_gate_config(stored.get("config"), f"gate config stored with {ref}")
         metrics = metrics_from_dict(version.manifest.get("metrics", {}))
-        baseline, baseline_ref = _baseline(registry, version.model, against, version.version)
+        baseline_metrics, baseline_ref = baseline(registry, version.model, against, version.version)
     except (RegistryError, StorageError, ValueError, KeyError) as exc:
         return GateDecision(ref, EXIT_UNDECIDED, f"could not decide: {exc}")
 
@@ -115,8 +113,8 @@ def check_gate(
         return GateDecision(
             ref, EXIT_REFUSED, f"gate failed at registration ({summary})", None, stored, baseline_ref
         )
-    verdict = evaluate_gate(metrics, config, baseline, baseline_ref)
-    current = {**verdict.to_dict(), "summary": verdict.summary()}
+    verdict = evaluate_gate(metrics, config, baseline_metrics, baseline_ref)
+    current = verdict.to_dict()
     if verdict.passed:
         return GateDecision(ref, EXIT_PASS, current["summary"], current, stored, baseline_ref)
     return GateDecision(

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modelgate.settings import load_settings
 from modelgate.storage import NotFound, ObjectStore, PreconditionFailed, sha256_file
 
 ROOT = "registry"
@@ -153,16 +154,12 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings=None) -> "Registry":
-        from modelgate.settings import load_settings
-
         settings = settings or load_settings()
         return cls(ObjectStore.from_settings(settings), settings.cache_dir)
 
     @property
     def cache_dir(self) -> Path:
         if self._cache_dir is None:
-            from modelgate.settings import load_settings
-
             self._cache_dir = load_settings().cache_dir
         return self._cache_dir
 

@@ -3,6 +3,9 @@
 It makes sure the local process work pool and the `gpu` tag concurrency limit exist, then creates
 (or updates) each deployment prefect.yaml declares: entrypoint, description, tags, default
 parameters, the typed parameter schema of the flow (the UI's run form), schedules, pull step.
+
+Prefect is imported inside the functions that call the server, not at the top: the stack's services
+(``modelgate stack up/status``) import this module for ``work_pool_name`` and must start fast.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def flow_name_of(path: Path, function: str) -> str:
 
 def ensure_work_pool(name: str) -> bool:
     """Create the process work pool if it is missing; True when it was created."""
+    # prefect is heavy (~3.5 s to import): see the module docstring
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
@@ -94,6 +98,7 @@ def ensure_work_pool(name: str) -> bool:
 
 def ensure_gpu_limit(slots: int) -> None:
     """At most `slots` task runs tagged `gpu` (the train task) run at once, across all runs."""
+    # prefect is heavy (~3.5 s to import): see the module docstring
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -140,6 +145,7 @@ def _render(value, env: dict[str, str]):
 
 
 def _schedules(entry: dict):
+    # prefect is heavy (~3.5 s to import): see the module docstring
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
 
@@ -159,6 +165,7 @@ def _schedules(entry: dict):
 
 def _apply(client, project_dir: Path, entry: dict, pull_steps: list, pool: str) -> str:
     """Create or update one deployment from its prefect.yaml entry; returns FLOW/NAME."""
+    # prefect is heavy (~3.5 s to import): see the module docstring
     from prefect.flows import load_flow_from_entrypoint
     from prefect.utilities.callables import parameter_schema
 
@@ -190,6 +197,7 @@ def deploy(api_url: str, project_dir: Path, names: list[str] | None = None, gpu_
     The file is the one ``prefect deploy`` reads; it is applied here through Prefect's client so
     that the work pool override and the project directory are filled in the same way everywhere.
     """
+    # prefect is heavy (~3.5 s to import): see the module docstring
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

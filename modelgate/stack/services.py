@@ -7,8 +7,8 @@ pid file per service in ``run/``, and logs in ``logs/``. Each service runs in it
 process group, so ``down`` can stop it together with every child it spawned.
 
 Ports: S3 on ``MODELGATE_S3_PORT``, Prefect on ``MODELGATE_PREFECT_PORT``; SeaweedFS's internal
-ports follow the S3 port (see ``modelgate.seaweedfs``). Process and port helpers live in
-``modelgate.processes``.
+ports follow the S3 port (see ``modelgate.stack.seaweedfs``). Process and port helpers live in
+``modelgate.stack.processes``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from modelgate.processes import (
+from modelgate.stack.processes import (
     HOST,
     StackError,
     port_is_free,
@@ -36,7 +36,8 @@ from modelgate.processes import (
     wait_healthy,
     write_private_file,
 )
-from modelgate.seaweedfs import WeedPorts, remove_weed_sockets, start_seaweedfs
+from modelgate.stack.deploy import work_pool_name
+from modelgate.stack.seaweedfs import WeedPorts, remove_weed_sockets, start_seaweedfs
 from modelgate.settings import Credentials, Settings
 from modelgate.storage import ObjectStore, StorageError
 
@@ -87,8 +88,6 @@ def worker_name(settings: Settings) -> str:
 
 def worker_health(settings: Settings, timeout: float = 2.0) -> None:
     """The worker is healthy once the server lists it ONLINE on its work pool."""
-    from modelgate.deploy import work_pool_name
-
     pool = work_pool_name()
     request = urllib.request.Request(
         f"{settings.prefect_api_url}/work_pools/{pool}/workers/filter",
@@ -109,8 +108,6 @@ def worker_health(settings: Settings, timeout: float = 2.0) -> None:
 def start_worker(settings: Settings, log_file: Path, timeout: float = STARTUP_TIMEOUT) -> int:
     """`prefect worker start` on the process work pool; flow runs inherit this environment
     (MODELGATE_*, AWS_*, MODELGATE_DATA_MIRROR...), so they use the same storage and data."""
-    from modelgate.deploy import work_pool_name
-
     home = settings.stack_dir / "worker"
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -204,8 +201,6 @@ def _service_url(settings: Settings, name: str) -> str:
     if name == "s3":
         return f"http://{HOST}:{settings.s3_port}"
     if name == "worker":
-        from modelgate.deploy import work_pool_name
-
         return f"work pool {work_pool_name()} on {settings.prefect_api_url}"
     return f"http://{HOST}:{settings.prefect_port}/api"
 

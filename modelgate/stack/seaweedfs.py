@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from modelgate.processes import (
+from modelgate.stack.processes import (
     HOST,
     StackError,
     free_port,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelgate.registry import Registry, parse_ref
+from modelgate.registry.versions import Registry, parse_ref
 from modelgate.summary import checks_rows, metrics_rows, text_table
 
 HEADLINE = 3  # metrics shown per row in `registry list`

@@ -42,6 +42,8 @@ def package_versions() -> dict[str, str]:
 
 
 def environment_lineage() -> dict:
+    # keras loads TensorFlow (seconds): modelgate.registry is imported by the CLI's registry
+    # commands and stays light, so keras is imported only when lineage is recorded.
     import keras
 
     return {

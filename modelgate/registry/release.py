@@ -1,0 +1,196 @@
+"""Gate and register, shared by every pipeline.
+
+gate: absolute thresholds from the pipeline config plus change thresholds against the version that
+holds the ``production`` alias now. register: one immutable registry version holding the staged
+model, metrics.json (verdict included), the report and model card, and a manifest with lineage.
+A model that fails its gate is still registered, with status "failed", so the evidence is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelgate.artifacts import read_inference, recalibrate_model_file, write_inference
+from modelgate.config import PipelineConfig
+from modelgate.data.snapshot import DatasetSnapshot
+from modelgate.evaluation.bootstrap import metrics_from_dict
+from modelgate.evaluation.report import render_model_card, render_report
+from modelgate.evaluation.result import Evaluation
+from modelgate.gate import Verdict, evaluate_gate
+from modelgate.pipelines.base import Pipeline
+from modelgate.pipelines.results import TrainedModel
+from modelgate.registry.lineage import environment_lineage
+from modelgate.registry.promotion import PRODUCTION, baseline
+from modelgate.registry.versions import Registry
+from modelgate.storage import ObjectStore
+from validations.runner import ValidationReport
+
+METRICS_FILE = "metrics.json"
+REPORT_DIR = "report"
+MODEL_CARD = "model_card.md"
+
+
+def gate(cfg: PipelineConfig, store: ObjectStore, evaluation: Evaluation) -> Verdict:
+    """The candidate's metrics against the config's thresholds and against ``production`` now."""
+    baseline_metrics, baseline_ref = baseline(Registry(store), cfg.pipeline, PRODUCTION)
+    return evaluate_gate(
+        metrics_from_dict(evaluation.metrics), cfg.gate,
+        metrics_from_dict(baseline_metrics) if baseline_metrics is not None else None, baseline_ref,
+    )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Everything one run produced that a version records."""
+
+    pipeline: Pipeline
+    cfg: PipelineConfig
+    snapshot: DatasetSnapshot
+    validated: ValidationReport
+    trained: TrainedModel
+    evaluation: Evaluation
+    verdict: Verdict
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.verdict.passed else "failed"
+
+
+def _write_metrics_and_model(c: Candidate, store: ObjectStore, directory: Path) -> None:
+    """The staged model with the evaluation's calibration and inference settings, and metrics.json."""
+    store.download_dir(store.key_of(c.trained.uri), directory)
+    if c.evaluation.model_updates:
+        recalibrate_model_file(directory, c.evaluation.model_updates)
+    inference = read_inference(directory)
+    inference.update(c.evaluation.inference_updates)
+    write_inference(directory, inference)
+    (directory / METRICS_FILE).write_text(
+        json.dumps(
+            {"metrics": c.evaluation.metrics, "details": c.evaluation.details,
+             "verdict": c.verdict.to_dict(), "status": c.status},
+            indent=2, sort_keys=True,
+        )
+    )
+
+
+def _write_report(c: Candidate, store: ObjectStore, version: int, directory: Path) -> None:
+    """report/: the HTML and Markdown report with its plots, and the model card."""
+    plots_dir = directory / "_plots"
+    plots = {
+        name.replace("_", " "): store.download_file(store.key_of(uri), plots_dir / Path(uri).name)
+        for name, uri in c.evaluation.plots.items()
+    }
+    report_dir = directory / REPORT_DIR
+    verdict = c.verdict.to_dict()
+    render_report(
+        report_dir,
+        title=f"{c.cfg.pipeline} v{version}: {c.status}",
+        model=c.cfg.pipeline,
+        version=version,
+        lineage=_lineage_lines(c),
+        metrics=c.evaluation.metrics,
+        verdict=verdict,
+        plots=plots,
+        notes=_notes(c.evaluation.details),
+    )
+    (report_dir / MODEL_CARD).write_text(
+        render_model_card(
+            model=c.cfg.pipeline,
+            version=version,
+            metrics=c.evaluation.metrics,
+            verdict=verdict,
+            how_to_load=(
+                f"modelgate predict {c.cfg.pipeline}:{version} {c.pipeline.predict_example}\n"
+                f"# or in Python: modelgate.predict.load_predictor(\"{c.cfg.pipeline}:{version}\")"
+            ),
+            **c.pipeline.model_card(c.cfg),
+        )
+    )
+    for leftover in plots_dir.iterdir():
+        leftover.unlink()
+    plots_dir.rmdir()
+
+
+def _notes(details: dict[str, Any]) -> list[str]:
+    """Scalar details as lines; the calibration search as one line per candidate."""
+    notes = [
+        f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+        for k, v in details.items()
+        if not isinstance(v, (list, dict))
+    ]
+    for row in details.get("calibration_candidates", []):
+        notes.append(
+            "calibration candidate (validation): "
+            + ", ".join(f"{k}={v:.4f}" for k, v in row.items())
+        )
+    return notes
+
+
+def _lineage_lines(c: Candidate) -> dict[str, str]:
+    raw, validated = c.snapshot, c.validated.filtered_snapshot
+    return {
+        "raw dataset": f"{raw.uri} (sha256 {raw.sha256})",
+        "validated dataset": f"{validated.uri if validated else None} (sha256 {validated.sha256 if validated else None})",
+        "training key": c.trained.train_key,
+        "backend / device": f"{c.trained.backend} / {c.trained.device}",
+    }
+
+
+def _manifest_fields(c: Candidate, flow_run_id: str) -> dict[str, Any]:
+    validated = c.validated.filtered_snapshot
+    return {
+        "pipeline": c.cfg.pipeline,
+        "status": c.status,
+        "config": c.cfg.model_dump(mode="json"),
+        "config_sha256": c.cfg.digest(),
+        "datasets": {
+            "raw": c.snapshot.to_dict(),
+            "validated": validated.to_dict() if validated else None,
+            "quarantine_uri": c.validated.quarantine_uri,
+            "data_docs_uri": c.validated.docs_uri,
+        },
+        "seeds": {"global": c.cfg.seed},
+        "training": c.trained.model_dump(mode="json", exclude={"history"}),
+        "metrics": c.evaluation.metrics,
+        "evaluation": c.evaluation.details,
+        "verdict": c.verdict.to_dict(),
+        "prefect_flow_run_id": flow_run_id,
+        **environment_lineage(),
+    }
+
+
+def register(candidate: Candidate, store: ObjectStore, flow_run_id: str) -> dict[str, Any]:
+    """One immutable version; its summary (version, status, links, the Markdown report)."""
+    c = candidate
+    registry = Registry(store)
+    manifest_fields = _manifest_fields(c, flow_run_id)
+    # Claim the number first so the report and model card can name it; the manifest is written
+    # last, so a crash before it leaves no visible version and the number is never reused.
+    number = registry.claim_version(c.cfg.pipeline)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        _write_metrics_and_model(c, store, directory)
+        _write_report(c, store, number, directory)
+        paths = sorted(p for p in directory.rglob("*") if p.is_file())
+        files = registry.upload_files(c.cfg.pipeline, number, directory, paths)
+        report_md = (directory / REPORT_DIR / "report.md").read_text()
+    version = registry.commit_version(c.cfg.pipeline, number, files, manifest_fields)
+    prefix = store.key_of(version.uri).rstrip("/")
+    report_key = f"{prefix}/{REPORT_DIR}/report.html"
+    return {
+        "pipeline": c.cfg.pipeline,
+        "model": c.cfg.pipeline,
+        "version": version.version,
+        "status": c.status,
+        "metrics": c.evaluation.metrics,
+        "verdict": c.verdict.to_dict(),
+        "manifest_uri": store.uri(f"{prefix}/manifest.json"),
+        "report_uri": store.uri(report_key),
+        "report_link": store.presigned_url(report_key),
+        "data_docs_uri": c.validated.docs_uri,
+        "report_markdown": report_md,
+    }
