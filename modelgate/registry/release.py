@@ -37,10 +37,7 @@ MODEL_CARD = "model_card.md"
 def gate(cfg: PipelineConfig, store: ObjectStore, evaluation: Evaluation) -> Verdict:
     """The candidate's metrics against the config's thresholds and against ``production`` now."""
     baseline_metrics, baseline_ref = baseline(Registry(store), cfg.pipeline, PRODUCTION)
-    return evaluate_gate(
-        metrics_from_dict(evaluation.metrics), cfg.gate,
-        metrics_from_dict(baseline_metrics) if baseline_metrics is not None else None, baseline_ref,
-    )
+    return evaluate_gate(metrics_from_dict(evaluation.metrics), cfg.gate, baseline_metrics, baseline_ref)
 
 
 @dataclass(frozen=True)
