@@ -51,6 +51,12 @@ class TrainConfig(Section):
     learning_rate: float = Field(1e-4, gt=0.0)
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    head_learning_rate_multiplier: float = Field(
+        1.0, gt=0.0, description="the classifier head learns at learning_rate times this (the encoder at learning_rate)"
+    )
+    length_bucketing: bool = Field(
+        False, description="batches of similar-length texts, each cut to its longest (faster on short texts)"
+    )
     resume: bool = Field(True, description="continue from the last S3 checkpoint of the same inputs")
 
 

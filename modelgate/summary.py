@@ -65,7 +65,10 @@ def format_run_summary(summary: dict[str, Any]) -> str:
                 checks_rows(verdict["checks"]),
             )
         ]
-    for label, key in (("manifest", "manifest_uri"), ("report", "report_uri"), ("data docs", "data_docs_uri")):
-        if summary.get(key):
-            lines.append(f"{label}: {summary[key]}")
+    # Links a browser opens (presigned, valid for 7 days) where there are some, else the s3 URI.
+    for label, link, uri in (("report", "report_link", "report_uri"), ("data docs", "data_docs_link", "data_docs_uri")):
+        if summary.get(link) or summary.get(uri):
+            lines.append(f"{label}: {summary.get(link) or summary[uri]}")
+    if summary.get("model") and summary.get("version"):
+        lines.append(f"manifest: modelgate registry show {summary['model']}:{summary['version']} --json")
     return "\n".join(lines)

@@ -97,10 +97,24 @@ def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_e
     missing = cli.invoke(app, ["predict", "intent-ood:9", "hello"])
     assert missing.exit_code == 2 and "intent-ood:9" in missing.output
 
-    # A second run of the same inputs reuses the trained model and gets the next version.
-    second = run_pipeline("intent-ood", profile="default", config_file=config)
+    # A second run with the same training inputs reuses the trained model and gets the next
+    # version; this one scores out-of-scope by the distance to the intents' centroids, which the
+    # version carries beside the model and its predictor uses.
+    second = run_pipeline("intent-ood", profile="default", config_file=config,
+                          overrides=["evaluate.ood_score=class_distance"])
     assert second.exit_code == 0, second.error
     assert second.summary["version"] == 2
+    manifest = object_store.get_json("registry/intent-ood/versions/2/manifest.json")
+    assert manifest["training"]["reused"] is True
+    assert "ood_scorer.npz" in manifest["files"]
+    assert manifest["evaluation"]["ood_score"].startswith("class_distance")
+    assert {c["ood_score"] for c in manifest["evaluation"]["ood_score_candidates"]} == {"class_distance"}
+    inference = json.loads(object_store.get_bytes("registry/intent-ood/versions/2/inference.json"))
+    assert inference["ood_score"] == "class_distance" and inference["ood_scorer"]["classes"] == len(FIXTURE_INTENTS)
+    predictor = load_predictor("intent-ood:2", object_store)
+    assert predictor.scorer is not None
+    far, near = predictor.predict(["zzz qqq xxx", "please help with alarm, test query 0"])
+    assert isinstance(far.out_of_scope, bool) and near.intent in FIXTURE_INTENTS
 
 
 def test_gate_without_thresholds_refuses(tmp_path, flow_env, object_store, tiny_preset):

@@ -147,6 +147,43 @@ def test_tfds_shaped_examples_are_mapped_and_oos_rows_routed():
     assert frame["row_id"].tolist() == list(range(6))
 
 
+def test_the_small_variant_from_tfds_is_50_seeded_queries_per_intent(monkeypatch, tmp_path):
+    """tfds has only CLINC150 full: the small variant is derived from it (50 training queries per
+    intent, a fixed seed), every other split kept whole, the same on every call."""
+    import modelgate.data.clinc as clinc
+
+    def example(text, name):
+        return {"text": text.encode(), "intent_name": name.encode()}
+
+    splits = {
+        "train": [example(f"{name} query {i}", name) for name in ("alarm", "weather") for i in range(80)]
+        + [example(f"short {i}", "timer") for i in range(30)],
+        "validation": [example("alarm please", "alarm")],
+        "test": [example("wake me at 7", "alarm"), example("rain?", "weather")],
+        "train_oos": [example("tell me a riddle", "oos")],
+        "validation_oos": [example("sing", "oos")],
+        "test_oos": [example("who won the game", "oos")],
+    }
+
+    class Info:
+        features = {"intent": object()}
+
+    monkeypatch.setattr(clinc, "load_tfds_splits", lambda name, data_dir: (splits, Info()))
+    monkeypatch.setenv("MODELGATE_HOME", str(tmp_path))
+    monkeypatch.delenv("MODELGATE_DATA_MIRROR", raising=False)
+    full = load_clinc("tfds", "full")
+    small = load_clinc("tfds", "small")
+    train = small[small["split"] == "train"]
+    assert train["intent"].value_counts().to_dict() == {"alarm": 50, "weather": 50, "timer": 30}
+    assert set(train["text"]) <= set(full.loc[full["split"] == "train", "text"])
+    for split in ("validation", "test", "oos_train", "oos_validation", "oos_test"):
+        assert small.loc[small["split"] == split, "text"].tolist() == full.loc[full["split"] == split, "text"].tolist()
+    assert small["row_id"].tolist() == list(range(len(small)))
+    pd.testing.assert_frame_equal(load_clinc("tfds", "small"), small)  # deterministic
+    with pytest.raises(DataSourceError, match="for 'imbalanced' use the mirror"):
+        load_clinc("tfds", "imbalanced")
+
+
 def test_tfds_int_labels_are_named_through_the_label_names():
     names = ["alarm", "oos", "weather"]
     frame = clinc_from_tfds_examples(

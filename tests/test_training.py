@@ -31,6 +31,7 @@ from modelgate.training import (  # noqa: E402
     set_seed,
     train_classifier,
 )
+from modelgate.training.batches import LengthBucketedBatches, token_lengths  # noqa: E402
 from tiny_preset import build_tiny_preset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -305,3 +306,70 @@ def test_frozen_encoder_trains_only_the_head_on_cached_embeddings(tiny_preset_di
     assert any(not np.allclose(b, a) for b, a in zip(head_before, model.hidden.get_weights()))
     # The full model uses the trained head: same (mean-field) logits as head(embedding).
     np.testing.assert_allclose(model.predict(x, verbose=0), head.predict(embeddings, verbose=0), atol=1e-5)
+
+
+def test_head_rate_moves_the_head_faster_and_leaves_the_encoder_at_the_base_rate(tiny_preset_dir, intent_data):
+    """Discriminative rates: with the encoder's rate at zero-ish and the head's 1000x, only the head
+    moves; the multiplier reaches exactly the head's variables."""
+    x, y = intent_data
+
+    def trained(multiplier: float):
+        set_seed(0)
+        model = EncoderClassifier(load_backbone(tiny_preset_dir), num_classes=4, head="softmax", dropout=0.0)
+        before = [np.array(v.numpy()) for v in model.trainable_weights]
+        settings = TrainSettings(epochs=1, batch_size=8, learning_rate=1e-7, warmup_fraction=0.0, seed=0,
+                                 weight_decay=0.0, head_layers=EncoderClassifier.HEAD_LAYERS,
+                                 head_learning_rate_multiplier=multiplier)
+        train_classifier(model, x, y, cfg=settings)
+        # Keyed by position and path without the model's own (numbered) name: both models are built
+        # the same way, so position i is the same variable in each.
+        return {(i, w.path.split("/", 1)[1]): float(np.abs(np.array(w.numpy()) - before[i]).max())
+                for i, w in enumerate(model.trainable_weights)}
+
+    plain, fast = trained(1.0), trained(1e5)
+    head = [key for key in fast if set(key[1].split("/")) & set(EncoderClassifier.HEAD_LAYERS)]
+    encoder = [p for p in fast if p not in head]
+    assert head and encoder
+    assert min(fast[p] for p in head) > 100 * max(plain[p] for p in head)
+    assert max(fast[p] for p in encoder) < 1e-4  # the encoder still moves at 1e-7
+
+
+def test_length_bucketing_trims_batches_and_sees_every_row_once(tiny_preset_dir, tokenizer):
+    texts = ["hi", "book a flight to the airport tomorrow morning please", "set a timer", "play",
+             "what is my account balance today", "turn up the volume of the music a lot"] * 20
+    x = encode_texts(tokenizer, texts, sequence_length=32)
+    y = np.arange(len(texts)) % 4
+    order = np.random.default_rng(0).permutation(len(texts))
+    batches = LengthBucketedBatches(x, y, order, batch_size=8, seed=(0, 0), window=4)
+    seen = np.concatenate(batches.batches)
+    assert sorted(seen.tolist()) == list(range(len(texts)))
+    lengths = token_lengths(x["padding_mask"])
+    for index in range(len(batches)):
+        inputs, labels = batches[index]
+        rows = batches.batches[index]
+        width = inputs["token_ids"].shape[1]
+        assert width % 8 == 0 and width >= lengths[rows].max() and width <= 32
+        np.testing.assert_array_equal(inputs["token_ids"], x["token_ids"][rows, :width])
+        np.testing.assert_array_equal(labels, y[rows])
+    assert batches.padded_fraction() < 1.0 - lengths.sum() / (len(texts) * 32)
+    # The same (seed, epoch) gives the same batches.
+    again = LengthBucketedBatches(x, y, order, batch_size=8, seed=(0, 0), window=4)
+    assert all(np.array_equal(a, b) for a, b in zip(batches.batches, again.batches))
+
+
+def test_bucketed_training_learns_and_gives_the_same_model_shape(tiny_preset_dir, tokenizer):
+    # Short and long texts, so that batches have different widths (8, 16, 24).
+    texts = [t for label in INTENTS for t in INTENTS[label]]
+    longer = [f"{t} and then please also {t} right now" for t in texts]
+    x = encode_texts(tokenizer, (texts + longer) * 3, sequence_length=24)
+    y = np.array([label for label in INTENTS for _ in INTENTS[label]] * 6)
+    widths = {LengthBucketedBatches(x, y, np.arange(len(y)), 8, seed=(0, 0)).batch_length(rows)
+              for rows in np.array_split(np.arange(len(y)), 9)}
+    assert len(widths) > 1
+    set_seed(0)
+    model = EncoderClassifier(load_backbone(tiny_preset_dir), num_classes=4, head="sngp")
+    settings = TrainSettings(epochs=4, batch_size=8, learning_rate=3e-3, seed=0, length_bucketing=True,
+                             head_layers=EncoderClassifier.HEAD_LAYERS, head_learning_rate_multiplier=3.0)
+    result = train_classifier(model, x, y, x, y, cfg=settings)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert np.asarray(model.predict(x, verbose=0)).shape == (len(y), 4)

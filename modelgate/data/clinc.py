@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from modelgate.data.sources import (
@@ -46,6 +47,9 @@ OOS_SPLITS = ("oos_train", "oos_validation", "oos_test")
 CLINC_SPLITS = IN_SCOPE_SPLITS + OOS_SPLITS
 COLUMNS = ("row_id", "split", "text", "intent")
 VARIANTS = ("full", "small", "imbalanced", "oos_plus")
+# CLINC150's small variant: 50 training queries per intent, every other split as in full.
+SMALL_TRAIN_PER_INTENT = 50
+SMALL_SEED = 150
 
 # The original JSON files abbreviate "validation".
 _JSON_SPLIT_NAMES = {
@@ -144,6 +148,22 @@ def clinc_from_records(frame: pd.DataFrame, where: str) -> pd.DataFrame:
     return _table(zip(splits, frame["text"], frame["intent"]))
 
 
+def small_from_full(frame: pd.DataFrame, per_intent: int = SMALL_TRAIN_PER_INTENT,
+                    seed: int = SMALL_SEED) -> pd.DataFrame:
+    """CLINC150's small variant derived from the full table: ``per_intent`` training queries of
+    each intent drawn with a fixed seed (the published ``data_small.json`` is also a random 50 of
+    each intent's 100), every other split unchanged; row ids renumbered as ``_table`` does."""
+    train = frame["split"] == "train"
+    keep = pd.Series(True, index=frame.index)
+    rng = np.random.default_rng(seed)
+    for intent in sorted(frame.loc[train, "intent"].unique()):
+        rows = frame.index[train & (frame["intent"] == intent)]
+        if len(rows) > per_intent:
+            dropped = np.setdiff1d(rows, rng.choice(rows, size=per_intent, replace=False))
+            keep[dropped] = False
+    return _table(frame.loc[keep, ["split", "text", "intent"]].itertuples(index=False, name=None))
+
+
 def read_clinc_file(path: Path) -> pd.DataFrame:
     """Read a CLINC JSON-layout, CSV or JSON Lines file, chosen by its suffix."""
     suffix = path.suffix.lower()
@@ -178,16 +198,18 @@ def load_clinc(
         raise ValueError(f"unknown CLINC variant {variant!r}; choose one of {VARIANTS}")
     resolved = resolve_source(source, settings)
     if resolved.kind == TFDS:
-        if variant != "full":
+        if variant not in ("full", "small"):
             raise DataSourceError(
-                f"tfds clinc_oos only has the 'full' variant; for {variant!r} use the mirror"
+                f"tfds clinc_oos has the 'full' variant (and 'small', derived from it); for "
+                f"{variant!r} use the mirror"
             )
         # Keep tfds downloads with the rest of modelgate's local state, not in ~/tensorflow_datasets.
         data_dir = (settings or load_settings()).cache_dir / "tensorflow_datasets"
         split_examples, info = load_tfds_splits(DATASET_NAME, data_dir=str(data_dir))
         label = info.features["intent"]
         names = list(label.names) if hasattr(label, "names") else None
-        return clinc_from_tfds_examples(split_examples, names)
+        full = clinc_from_tfds_examples(split_examples, names)
+        return small_from_full(full) if variant == "small" else full
     with local_copy(resolved, store) as path:
         if path.is_dir():
             path = find_in_layout(path, f"{DATASET_NAME}/data_{variant}.json", _JSON_LAYOUT)

@@ -202,8 +202,12 @@ def evaluate_ood_classifier(
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
     n_bins: int = m.DEFAULT_ECE_BINS,
+    ood_scores: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, MetricValue]:
     """accuracy and ECE on the in-domain rows; OOD AUPRC/AUROC/AP on in-domain + out-of-scope.
+
+    The OOD score is 1 - max probability unless ``ood_scores`` gives (in-domain, out-of-scope)
+    scores of another kind (higher = more out of scope).
 
     The OOD resamples are stratified (in-domain and out-of-scope rows drawn separately), so each
     holds both classes. Every resample's metrics come from one weighted pass (see
@@ -211,6 +215,11 @@ def evaluate_ood_classifier(
     """
     confidences, correct = m.confidence_and_correct(probs_in, labels_in)
     is_ood, scores = m.ood_labels_and_scores(probs_in, probs_ood)
+    if ood_scores is not None:
+        scores_in, scores_ood = (np.asarray(s, dtype=np.float64) for s in ood_scores)
+        if (len(scores_in), len(scores_ood)) != (len(probs_in), len(probs_ood)):
+            raise ValueError("ood_scores must have one score per in-domain and per out-of-scope row")
+        scores = np.r_[scores_in, scores_ood]
     n_in, n_all = len(correct), len(is_ood)
     in_domain: dict[str, list[np.ndarray]] = {"accuracy": [], "ece": []}
     ranking: dict[str, list[np.ndarray]] = {"auprc": [], "roc_auc": [], "average_precision": []}

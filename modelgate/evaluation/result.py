@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 class Evaluation(BaseModel):
     metrics: dict[str, dict[str, Any]]  # name -> MetricValue.to_dict() (value, interval, n)
     plots: dict[str, str]  # name -> s3 URI of a PNG
+    files: dict[str, str] = Field(default_factory=dict)  # file name -> s3 URI, added to the model directory
     inference_updates: dict[str, Any] = Field(default_factory=dict)  # merged into inference.json
     model_updates: dict[str, Any] = Field(default_factory=dict)  # calibration set on the model
     details: dict[str, Any] = Field(default_factory=dict)  # reported, not gated

@@ -37,6 +37,9 @@ class EncoderClassifier(keras.Model):
             ``RandomFeatureGaussianProcess`` (sngp only).
     """
 
+    # The layers that are not the pretrained encoder (names of the head's layers below).
+    HEAD_LAYERS = ("hidden", "gaussian_process", "logits")
+
     def __init__(
         self,
         backbone,
@@ -170,6 +173,22 @@ class EncoderClassifier(keras.Model):
             logits.append(ops.convert_to_numpy(batch_logits))
             variances.append(ops.convert_to_numpy(batch_variance))
         return np.concatenate(logits), np.concatenate(variances)
+
+    def logits_and_variance_from_embeddings(self, embeddings):
+        """``logits_and_variance`` from pooled embeddings (``embed``'s output) instead of tokens:
+        evaluation embeds each split once and reads both the head and the embedding from it."""
+        features = self.hidden(ops.convert_to_tensor(embeddings), training=False)
+        if self.head == "sngp":
+            logits, variance = self.output_head.logits_and_variance(features)
+        else:
+            logits = self.output_head(features)
+            variance = ops.zeros((ops.shape(logits)[0],), dtype=logits.dtype)
+        return ops.convert_to_numpy(logits), ops.convert_to_numpy(variance)
+
+    def predict_embeddings(self, inputs, batch_size=128):
+        """Numpy pooled embeddings [N, encoder_dim] over a dict of token arrays."""
+        model = self.embedding_model()
+        return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
 
     # -- frozen-encoder training ----------------------------------------------------------------
     def embedding_model(self):

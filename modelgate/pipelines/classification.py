@@ -55,6 +55,9 @@ def train_settings(cfg: PipelineConfig) -> TrainSettings:
     return TrainSettings(
         epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
         weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction, seed=cfg.seed,
+        head_layers=EncoderClassifier.HEAD_LAYERS,
+        head_learning_rate_multiplier=t.head_learning_rate_multiplier,
+        length_bucketing=t.length_bucketing,
     )
 
 

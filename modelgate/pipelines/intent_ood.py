@@ -10,20 +10,28 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve
+from pydantic import Field
 
 from modelgate.artifacts import load_model_dir
-from modelgate.config import PipelineConfig
+from modelgate.config import EvaluateConfig, PipelineConfig
 from modelgate.data.clinc import load_clinc, load_known_intents
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
 from modelgate.evaluation import plots
 from modelgate.evaluation.bootstrap import evaluate_ood_classifier, metrics_to_dict
 from modelgate.evaluation.calibration import Calibration, scaled_probabilities, tune_calibration
-from modelgate.evaluation.metrics import ood_labels_and_scores
+from modelgate.evaluation.ood import (
+    CLASS_DISTANCE,
+    MAX_PROBABILITY,
+    OOD_SCORES,
+    OodScore,
+    ood_threshold_from_validation,
+    select_ood_score,
+)
 from modelgate.evaluation.result import Evaluation
+from modelgate.models.class_distance import ClassDistance
 from modelgate.pipelines import classification as clf
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
@@ -38,7 +46,22 @@ NAME = "intent-ood"
 DATASET = "clinc_oos"
 
 
+OOD_SCORER_FILE = "ood_scorer.npz"
+
+
+class IntentOodEvaluateConfig(EvaluateConfig):
+    ood_score: Literal[OOD_SCORES] = Field(
+        "auto", description="auto (best on validation) | max_probability (the recipe's) | class_distance"
+    )
+    distance_shrinkage: list[float] = Field(
+        default_factory=lambda: [0.0, 0.5, 0.9, 0.99, 1.0],
+        description="class_distance: covariance shrinkages tried (0 = Mahalanobis, 1 = Euclidean)",
+    )
+    distance_normalize: bool = Field(True, description="class_distance on L2-normalised embeddings")
+
+
 class IntentOodConfig(PipelineConfig):
+    evaluate: IntentOodEvaluateConfig = IntentOodEvaluateConfig()
     validation: ClincValidationConfig = ClincValidationConfig()
 
 
@@ -91,25 +114,32 @@ def train(cfg: IntentOodConfig, store: ObjectStore, features: FeatureSet) -> Tra
 
 
 # -- evaluate --------------------------------------------------------------------------------
-def ood_threshold_from_validation(conf_in: np.ndarray, conf_ood: np.ndarray) -> float:
-    """The uncertainty threshold (1 - confidence) that maximises OOS F1 on the validation splits."""
-    scores = np.concatenate([1.0 - conf_in, 1.0 - conf_ood])
-    is_ood = np.concatenate([np.zeros(len(conf_in)), np.ones(len(conf_ood))])
-    precision, recall, thresholds = precision_recall_curve(is_ood, scores)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+@dataclass
+class SplitOutputs:
+    """What evaluation reads from the model for one split, from one pass of the encoder."""
+
+    embeddings: np.ndarray  # pooled sentence embeddings [N, dim]
+    logits: np.ndarray  # before the mean-field adjustment and temperature [N, classes]
+    variance: np.ndarray  # GP predictive variance [N] (zeros for a softmax head)
 
 
-def _calibrate(cfg: IntentOodConfig, model, val, oos_val, y_val) -> Calibration:
+def _outputs(model, store: ObjectStore, features: FeatureSet, split: str) -> SplitOutputs:
+    embeddings = model.predict_embeddings(load_tokens(store, features, split), batch_size=128)
+    return SplitOutputs(embeddings, *model.logits_and_variance_from_embeddings(embeddings))
+
+
+def _calibrate(cfg: IntentOodConfig, model, val: SplitOutputs, oos_val: SplitOutputs, y_val) -> Calibration:
     """Mean-field factor and temperature, from the validation splits only (or the model's own)."""
     if cfg.evaluate.calibrate:
-        return tune_calibration(*val, y_val, *oos_val, cfg.evaluate.mean_field_grid, cfg.evaluate.ece_bins)
+        return tune_calibration(
+            val.logits, val.variance, y_val, oos_val.logits, oos_val.variance,
+            cfg.evaluate.mean_field_grid, cfg.evaluate.ece_bins,
+        )
     factor = model.mean_field_factor if model.head == "sngp" else 0.0
     return Calibration(factor, model.temperature)
 
 
-def _plots(cfg: IntentOodConfig, probs_test, y_test, probs_oos, directory: Path) -> dict[str, Path]:
-    is_ood, scores = ood_labels_and_scores(probs_test, probs_oos)
+def _plots(cfg: IntentOodConfig, probs_test, y_test, is_ood, scores, directory: Path) -> dict[str, Path]:
     return {
         "reliability_diagram": plots.plot_reliability_diagram(
             probs_test, y_test, directory / "reliability_diagram.png", n_bins=cfg.evaluate.ece_bins
@@ -119,47 +149,65 @@ def _plots(cfg: IntentOodConfig, probs_test, y_test, probs_oos, directory: Path)
     }
 
 
+def _stage_scorer(store: ObjectStore, ood: OodScore, run_id: str, directory: Path) -> dict[str, str]:
+    """The fitted distance scorer as a file of the version (none for max probability)."""
+    if ood.scorer is None:
+        return {}
+    path = directory / OOD_SCORER_FILE
+    np.savez(path, **ood.scorer.arrays())
+    key = f"runs/{NAME}/{run_id}/evaluation/{OOD_SCORER_FILE}"
+    store.upload_file(path, key)
+    return {OOD_SCORER_FILE: store.uri(key)}
+
+
 def evaluate(
     cfg: IntentOodConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
 ) -> Evaluation:
-    """Test metrics with intervals; calibration and the OOD threshold come from validation only."""
+    """Test metrics with intervals; calibration, the OOD score and its threshold come from the
+    validation splits only."""
     frame = load_snapshot(store, features.snapshot)
+    e = cfg.evaluate
     with tempfile.TemporaryDirectory() as tmp:
         model = fetch_staged_model(store, trained, Path(tmp) / "model").model
-
-        def raw(split: str):
-            """(logits before any adjustment, GP predictive variance; zeros for softmax)."""
-            return model.predict_logits_and_variance(load_tokens(store, features, split), batch_size=128)
-
-        val, oos_val = raw("validation"), raw("oos_validation")
-        _, y_val = _split_xy(store, features, frame, "validation")
-        calibration = _calibrate(cfg, model, val, oos_val, y_val)
-
-        def probs(outputs) -> np.ndarray:
-            return scaled_probabilities(*outputs, calibration.mean_field_factor, calibration.temperature)
-
-        threshold = ood_threshold_from_validation(probs(val).max(axis=1), probs(oos_val).max(axis=1))
-        probs_test, probs_oos = probs(raw("test")), probs(raw("oos_test"))
-        _, y_test = _split_xy(store, features, frame, "test")
-        metrics = evaluate_ood_classifier(
-            probs_test, y_test, probs_oos,
-            n_resamples=cfg.evaluate.bootstrap_samples, seed=cfg.seed, n_bins=cfg.evaluate.ece_bins,
+        out = {split: _outputs(model, store, features, split)
+               for split in ("validation", "oos_validation", "test", "oos_test")}
+        y = {split: _split_xy(store, features, frame, split)[1] for split in ("train", "validation", "test")}
+        calibration = _calibrate(cfg, model, out["validation"], out["oos_validation"], y["validation"])
+        probs = {split: scaled_probabilities(o.logits, o.variance, calibration.mean_field_factor,
+                                             calibration.temperature) for split, o in out.items()}
+        train = (model.predict_embeddings(load_tokens(store, features, "train")), y["train"]) \
+            if e.ood_score != MAX_PROBABILITY else (None, None)
+        ood = select_ood_score(
+            e.ood_score, e.distance_shrinkage, e.distance_normalize, train,
+            *((out[s].embeddings, probs[s]) for s in ("validation", "oos_validation")),
         )
-        uris = upload_plots(store, NAME, run_id, _plots(cfg, probs_test, y_test, probs_oos, Path(tmp)))
+        scores = {split: ood.scores(out[split].embeddings, probs[split]) for split in out}
+        threshold = ood_threshold_from_validation(scores["validation"], scores["oos_validation"])
+        metrics = evaluate_ood_classifier(
+            probs["test"], y["test"], probs["oos_test"], n_resamples=e.bootstrap_samples, seed=cfg.seed,
+            n_bins=e.ece_bins, ood_scores=(scores["test"], scores["oos_test"]),
+        )
+        is_ood = np.r_[np.zeros(len(scores["test"]), dtype=np.int64), np.ones(len(scores["oos_test"]), dtype=np.int64)]
+        files = _plots(cfg, probs["test"], y["test"], is_ood, np.r_[scores["test"], scores["oos_test"]], Path(tmp))
+        uris = upload_plots(store, NAME, run_id, files)
+        extra = _stage_scorer(store, ood, run_id, Path(tmp))
     details = {
+        "ood_score": ood.describe(),
+        "ood_score_candidates": ood.candidates,
         "ood_threshold": threshold,
-        "oos_test_flagged_at_threshold": float(np.mean((1.0 - probs_oos.max(axis=1)) > threshold)),
-        "in_scope_test_kept_at_threshold": float(np.mean((1.0 - probs_test.max(axis=1)) <= threshold)),
+        "oos_test_flagged_at_threshold": float(np.mean(scores["oos_test"] > threshold)),
+        "in_scope_test_kept_at_threshold": float(np.mean(scores["test"] <= threshold)),
         "temperature": calibration.temperature,
         "mean_field_factor": calibration.mean_field_factor,
         "calibration_candidates": calibration.candidates,
-        "test_rows": int(len(y_test)),
-        "oos_test_rows": int(len(probs_oos)),
+        "test_rows": int(len(y["test"])),
+        "oos_test_rows": int(len(scores["oos_test"])),
     }
     return Evaluation(
         metrics=metrics_to_dict(metrics),
         plots=uris,
-        inference_updates={"ood_threshold": threshold},
+        files=extra,
+        inference_updates={"ood_threshold": threshold, **ood.inference()},
         model_updates={"temperature": calibration.temperature, "mean_field_factor": calibration.mean_field_factor},
         details=details,
     )
@@ -178,25 +226,34 @@ class IntentPrediction:
 
 
 class IntentPredictor:
-    """Texts in, (intent, confidence, out-of-scope flag) out, from a loaded model directory."""
+    """Texts in, (intent, confidence, out-of-scope flag) out, from a loaded model directory.
 
-    def __init__(self, loaded):
+    The out-of-scope flag uses the score chosen at evaluation (``inference.json``'s ``ood_score``)
+    and its validation threshold: 1 - confidence, or the distance to the nearest class centroid.
+    """
+
+    def __init__(self, loaded, scorer: ClassDistance | None = None):
         self.loaded = loaded
         self.threshold = float(loaded.inference.get("ood_threshold", 0.5))
         self.sequence_length = int(loaded.inference["sequence_length"])
+        self.scorer = scorer
 
     def predict(self, texts: list[str]) -> list[IntentPrediction]:
         arrays = encode_texts(self.loaded.tokenizer, texts, self.sequence_length)
         probs = clf.softmax(clf.predict_arrays(self.loaded.model, arrays))
         best = probs.argmax(axis=1)
+        if self.scorer is None:
+            scores = 1.0 - probs.max(axis=1)
+        else:
+            scores = self.scorer.score(self.loaded.model.predict_embeddings(arrays))
         return [
             IntentPrediction(
                 text=text,
                 intent=self.loaded.labels[int(i)],
                 confidence=float(p[i]),
-                out_of_scope=bool(1.0 - p[i] > self.threshold),
+                out_of_scope=bool(score > self.threshold),
             )
-            for text, i, p in zip(texts, best, probs)
+            for text, i, p, score in zip(texts, best, probs, scores)
         ]
 
     @staticmethod
@@ -209,7 +266,12 @@ class IntentPredictor:
 
 
 def load_predictor(directory: Path) -> IntentPredictor:
-    return IntentPredictor(load_model_dir(directory))
+    loaded = load_model_dir(directory)
+    scorer = None
+    if loaded.inference.get("ood_score") == CLASS_DISTANCE:
+        with np.load(Path(directory) / OOD_SCORER_FILE, allow_pickle=False) as arrays:
+            scorer = ClassDistance.from_arrays(loaded.inference["ood_scorer"], dict(arrays))
+    return IntentPredictor(loaded, scorer)
 
 
 def model_card(cfg: IntentOodConfig) -> dict[str, Any]:
@@ -217,11 +279,14 @@ def model_card(cfg: IntentOodConfig) -> dict[str, Any]:
     return {
         "description": (
             f"Intent classifier over CLINC150's 150 in-scope intents: encoder `{cfg.model.preset}` "
-            f"with a {head} head. Queries it is unsure about are flagged out-of-scope."
+            f"with a {head} head. Queries that score as out-of-scope are flagged; the score "
+            f"({cfg.evaluate.ood_score}: the recipe's 1 - confidence, or the distance of the "
+            "query's embedding to the nearest intent centroid) is the one chosen on the validation "
+            "splits, and the report names it."
         ),
         "intended_use": (
             "Routing short user queries of a task-oriented assistant to one of 150 intents, and "
-            "refusing queries outside them (flagged out-of-scope when 1 - confidence exceeds the "
+            "refusing queries outside them (flagged out-of-scope when the score exceeds the "
             "threshold tuned on the validation splits)."
         ),
         "training_data": {
@@ -234,8 +299,8 @@ def model_card(cfg: IntentOodConfig) -> dict[str, Any]:
         },
         "limitations": [
             "English only; short, single-sentence queries like CLINC150's.",
-            "Out-of-scope detection is only as good as the uncertainty: in-domain-looking "
-            "out-of-scope queries can still be classified confidently.",
+            "Out-of-scope detection is only as good as its score: out-of-scope queries that look "
+            "like an intent's own (in wording and in the encoder's embedding) pass as in scope.",
             f"Inputs are truncated to {cfg.model.sequence_length} tokens.",
         ],
     }

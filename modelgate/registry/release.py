@@ -60,6 +60,8 @@ class Candidate:
 def _write_metrics_and_model(c: Candidate, store: ObjectStore, directory: Path) -> None:
     """The staged model with the evaluation's calibration and inference settings, and metrics.json."""
     store.download_dir(store.key_of(c.trained.uri), directory)
+    for name, uri in c.evaluation.files.items():  # what evaluation fitted for serving
+        store.download_file(store.key_of(uri), directory / name)
     if c.evaluation.model_updates:
         recalibrate_model_file(directory, c.evaluation.model_updates)
     inference = read_inference(directory)
@@ -189,5 +191,6 @@ def register(candidate: Candidate, store: ObjectStore, flow_run_id: str) -> dict
         "report_uri": store.uri(report_key),
         "report_link": store.presigned_url(report_key),
         "data_docs_uri": c.validated.docs_uri,
+        "data_docs_link": c.validated.docs_url,
         "report_markdown": report_md,
     }

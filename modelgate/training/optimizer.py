@@ -24,6 +24,12 @@ class TrainSettings:
     global_clipnorm: float | None = 1.0
     epsilon: float = 1e-6
     verbose: int = 0
+    # Discriminative learning rates: variables of the layers named here (path segments) learn at
+    # learning_rate * head_learning_rate_multiplier, the rest (the pretrained encoder) at learning_rate.
+    head_layers: tuple[str, ...] = ()
+    head_learning_rate_multiplier: float = 1.0
+    # Batches of similar length, each cut to its longest row (see modelgate.training.batches).
+    length_bucketing: bool = False
 
     def __post_init__(self):
         problems = []
@@ -37,6 +43,10 @@ class TrainSettings:
             problems.append(f"weight_decay must be >= 0 (got {self.weight_decay})")
         if not 0 <= self.warmup_fraction < 1:
             problems.append(f"warmup_fraction must be in [0, 1) (got {self.warmup_fraction})")
+        if not self.head_learning_rate_multiplier > 0:
+            problems.append(
+                f"head_learning_rate_multiplier must be > 0 (got {self.head_learning_rate_multiplier})"
+            )
         if problems:
             raise ValueError("invalid training settings: " + "; ".join(problems))
 
@@ -73,6 +83,35 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="modelgate")
+class HeadRateAdamW(keras.optimizers.AdamW):
+    """AdamW whose step is ``head_multiplier`` times larger for the variables of the layers named
+    in ``head_layers`` (segments of the variable path): a randomly initialised head learns at its
+    own pace while the pretrained encoder moves gently. Weight decay uses the base rate for all."""
+
+    def __init__(self, head_layers=(), head_multiplier=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.head_layers = tuple(head_layers)
+        self.head_multiplier = float(head_multiplier)
+        self._head_indices: set[int] = set()
+
+    def build(self, var_list):
+        super().build(var_list)
+        self._head_indices = {
+            i for i, variable in enumerate(var_list)
+            if set(variable.path.split("/")) & set(self.head_layers)
+        }
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._get_variable_index(variable) in self._head_indices:
+            learning_rate = ops.multiply(learning_rate, self.head_multiplier)
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "head_layers": list(self.head_layers),
+                "head_multiplier": self.head_multiplier}
+
+
 def build_optimizer(total_steps: int, cfg: TrainSettings | None = None) -> keras.optimizers.AdamW:
     """AdamW over ``total_steps`` optimizer steps: warmup fraction, then linear decay to zero."""
     cfg = cfg or TrainSettings()
@@ -81,11 +120,11 @@ def build_optimizer(total_steps: int, cfg: TrainSettings | None = None) -> keras
         warmup_steps=int(round(cfg.warmup_fraction * total_steps)),
         total_steps=total_steps,
     )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
-        weight_decay=cfg.weight_decay,
-        epsilon=cfg.epsilon,
-        global_clipnorm=cfg.global_clipnorm,
-    )
+    options = {"learning_rate": schedule, "weight_decay": cfg.weight_decay, "epsilon": cfg.epsilon,
+               "global_clipnorm": cfg.global_clipnorm}
+    if cfg.head_layers and cfg.head_learning_rate_multiplier != 1.0:
+        optimizer = HeadRateAdamW(cfg.head_layers, cfg.head_learning_rate_multiplier, **options)
+    else:
+        optimizer = keras.optimizers.AdamW(**options)
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY_VARIABLE_NAMES)
     return optimizer

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from modelgate.models.gaussian_process import CovarianceResetCallback, gp_layers
+from modelgate.training.batches import LengthBucketedBatches
 from modelgate.training.checkpoint import S3Checkpointer
 from modelgate.training.optimizer import TrainSettings, build_optimizer
 
@@ -156,14 +157,16 @@ def _fit_epochs(model, x_train, y_train: np.ndarray, validation, cfg: TrainSetti
     for epoch in range(start_epoch, cfg.epochs):
         # Order depends on (seed, epoch) only, so a resumed epoch sees the same batches.
         order = np.random.default_rng([seed, epoch]).permutation(count)
+        if cfg.length_bucketing and isinstance(x_train, dict) and "padding_mask" in x_train:
+            batches = LengthBucketedBatches(x_train, y_train, order, cfg.batch_size, seed=(seed, epoch))
+            data = {"x": batches.fit_input()}
+        else:
+            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": cfg.batch_size, "shuffle": False}
         fitted = model.fit(
-            _take(x_train, order),
-            y_train[order],
+            **data,
             validation_data=validation,
-            batch_size=cfg.batch_size,
             epochs=epoch + 1,
             initial_epoch=epoch,
-            shuffle=False,
             callbacks=epoch_callbacks,
             verbose=cfg.verbose,
         )

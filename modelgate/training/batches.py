@@ -1,0 +1,75 @@
+"""Length-bucketed batches: most of a fixed-length token array is padding for short texts.
+
+CLINC150's queries are about 11 tokens, padded to 32: three quarters of every encoder step would
+be spent on padding. ``LengthBucketedBatches`` takes the epoch's (seeded) order, sorts each window
+of ``window`` batches by length, cuts the window into batches, shuffles the batches, and trims each
+batch to its longest row (rounded up to a multiple of ``multiple``, so that only a handful of
+shapes are ever compiled). Every row is seen once per epoch, as with ``model.fit`` on arrays; the
+batches differ (rows of a batch have similar lengths), the order still follows (seed, epoch) only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+
+def token_lengths(padding_mask: np.ndarray) -> np.ndarray:
+    """Real tokens per row; a row's tokens are its leading, unmasked positions."""
+    return np.asarray(padding_mask).astype(bool).sum(axis=1)
+
+
+class LengthBucketedBatches(keras.utils.PyDataset):
+    """Batches of token-array dicts (``token_ids``, ``padding_mask``, ...) and labels."""
+
+    def __init__(self, x: dict[str, np.ndarray], y: np.ndarray, order: np.ndarray, batch_size: int,
+                 seed: tuple[int, ...], window: int = 50, multiple: int = 8):
+        super().__init__()
+        if "padding_mask" not in x:
+            raise ValueError("length bucketing needs token arrays with a padding_mask")
+        self.x, self.y = x, np.asarray(y)
+        self.full_length = int(x["padding_mask"].shape[1])
+        self.multiple = int(multiple)
+        lengths = token_lengths(x["padding_mask"])[order]
+        span = window * batch_size
+        batches = []
+        for start in range(0, len(order), span):
+            chunk = order[start : start + span]
+            chunk = chunk[np.argsort(lengths[start : start + span], kind="stable")]
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        shuffled = np.random.default_rng(seed).permutation(len(batches))
+        self.batches = [batches[i] for i in shuffled]
+        self._lengths = token_lengths(x["padding_mask"])
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def batch_length(self, rows: np.ndarray) -> int:
+        longest = int(self._lengths[rows].max()) if len(rows) else 1
+        return min(self.full_length, max(self.multiple, math.ceil(longest / self.multiple) * self.multiple))
+
+    def __getitem__(self, index: int):
+        rows = self.batches[index]
+        width = self.batch_length(rows)
+        return {name: array[rows, :width] for name, array in self.x.items()}, self.y[rows]
+
+    def fit_input(self):
+        """What ``model.fit`` takes: the batches themselves under JAX and torch; under TensorFlow a
+        tf.data pipeline whose sequence dimension is declared variable (Keras would otherwise fix
+        it from the first batches it peeks at, and refuse every other width)."""
+        if keras.backend.backend() != "tensorflow":
+            return self
+        import tensorflow as tf  # only the TensorFlow backend reads a tf.data pipeline
+
+        x_spec = {name: tf.TensorSpec((None, None), tf.as_dtype(a.dtype)) for name, a in self.x.items()}
+        y_spec = tf.TensorSpec((None, *self.y.shape[1:]), tf.as_dtype(self.y.dtype))
+        return tf.data.Dataset.from_generator(
+            lambda: (self[i] for i in range(len(self))), output_signature=(x_spec, y_spec)
+        ).prefetch(2)
+
+    def padded_fraction(self) -> float:
+        """Share of the token positions the batches compute that are padding (for the logs)."""
+        computed = sum(self.batch_length(rows) * len(rows) for rows in self.batches)
+        return 1.0 - float(self._lengths.sum()) / max(computed, 1)
