@@ -65,9 +65,11 @@ class LengthBucketedBatches(keras.utils.PyDataset):
 
         x_spec = {name: tf.TensorSpec((None, None), tf.as_dtype(a.dtype)) for name, a in self.x.items()}
         y_spec = tf.TensorSpec((None, *self.y.shape[1:]), tf.as_dtype(self.y.dtype))
-        return tf.data.Dataset.from_generator(
+        batches = tf.data.Dataset.from_generator(
             lambda: (self[i] for i in range(len(self))), output_signature=(x_spec, y_spec)
-        ).prefetch(2)
+        )
+        # Its length, so that Keras counts the epoch's steps instead of running out of data.
+        return batches.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
 
     def padded_fraction(self) -> float:
         """Share of the token positions the batches compute that are padding (for the logs)."""

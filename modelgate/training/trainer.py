@@ -161,9 +161,10 @@ def _fit_epochs(model, x_train, y_train: np.ndarray, validation, cfg: TrainSetti
             batches = LengthBucketedBatches(x_train, y_train, order, cfg.batch_size, seed=(seed, epoch))
             data = {"x": batches.fit_input()}
         else:
-            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": cfg.batch_size, "shuffle": False}
+            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": cfg.batch_size}
         fitted = model.fit(
             **data,
+            shuffle=False,
             validation_data=validation,
             epochs=epoch + 1,
             initial_epoch=epoch,
