@@ -24,6 +24,7 @@ from modelgate.artifacts import LoadedModel, load_model_dir
 from modelgate.config import PipelineConfig
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.models.backbones import load_tokenizer, tokenizer_id
+from modelgate.models.lora import count_parameters
 from modelgate.pipelines.results import FeatureSet, TrainedModel, content_key
 from modelgate.preprocess import cached_encode, encode_pairs, encode_texts, texts_sha256, token_cache_key
 from modelgate.storage import NotFound, ObjectStore
@@ -156,10 +157,6 @@ def reuse_or_train(
     trained = fit(run)
     store.put_json(run.marker, trained.to_dict())  # last: an incomplete run is never reused
     return trained
-
-
-def count_parameters(weights) -> int:
-    return int(sum(np.prod(w.shape) for w in weights))
 
 
 def record_trained(
