@@ -3,10 +3,13 @@
 Every knob has one name, documented in README.md:
 
 - ``MODELGATE_HOME``: local state (stack data, caches, logs); default ``~/.modelgate``.
-- ``MODELGATE_S3_ENDPOINT``: S3 endpoint URL; unset means the local stack's SeaweedFS.
+- ``MODELGATE_S3_ENDPOINT``, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``: the S3
+  endpoint URL (first one set wins); none set means the local stack's SeaweedFS.
 - ``MODELGATE_BUCKET``: the bucket holding datasets, runs and the registry; default ``modelgate``.
-- ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_DEFAULT_REGION``: standard credentials.
-  With the local stack and no ``AWS_*`` set, the keys the stack generated are used.
+- Credentials and region of an S3 endpoint come from boto3's own chain (``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` with ``~/.aws`` or
+  ``AWS_CONFIG_FILE`` / ``AWS_SHARED_CREDENTIALS_FILE``, SSO, web identity, instance roles).
+  The local stack ignores them: it uses the identity it generated (``stack/s3-credentials.json``).
 - ``MODELGATE_DATA_MIRROR``: a directory laid out like the offline data mirror, used instead of downloads.
 - ``MODELGATE_S3_PORT``, ``MODELGATE_PREFECT_PORT``: ports of the local stack.
 - ``MODELGATE_WEED_PORT_BASE``: first of the nine other ports of the local stack's SeaweedFS
@@ -25,6 +28,8 @@ from pathlib import Path
 DEFAULT_BUCKET = "modelgate"
 DEFAULT_S3_PORT = 8333
 DEFAULT_PREFECT_PORT = 4200
+# Highest precedence first: ours, then the standard AWS names (S3-specific, then global).
+ENDPOINT_VARIABLES = ("MODELGATE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -53,8 +58,9 @@ class Settings:
     s3_endpoint: str | None
     s3_port: int
     prefect_port: int
-    region: str
+    region: str | None  # None: boto3 resolves it (AWS_REGION, AWS_DEFAULT_REGION, the profile)
     data_mirror: Path | None
+    # Explicit keys; None means the local stack's identity or else boto3's credential chain.
     credentials: Credentials | None = field(default=None, repr=False)
 
     @property
@@ -82,7 +88,8 @@ class Settings:
         return os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{self.prefect_port}/api"
 
     def resolve_credentials(self) -> Credentials | None:
-        """Explicit AWS_* credentials win; otherwise the local stack's generated keys, if any."""
+        """Explicit keys; else, for the local stack, the identity it generated (never the user's
+        AWS keys); else None, and boto3 resolves credentials itself."""
         if self.credentials is not None:
             return self.credentials
         if self.uses_local_stack and self.local_credentials_file.exists():
@@ -91,20 +98,26 @@ class Settings:
         return None
 
 
+def s3_endpoint_from_env() -> str | None:
+    """The first of ENDPOINT_VARIABLES that is set, or None (the local stack)."""
+    for name in ENDPOINT_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            if not value.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http(s):// URL, got {value!r}")
+            return value
+    return None
+
+
 def load_settings() -> Settings:
     home = Path(os.environ.get("MODELGATE_HOME") or Path.home() / ".modelgate").expanduser()
     mirror = os.environ.get("MODELGATE_DATA_MIRROR")
-    access = os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if bool(access) != bool(secret):
-        raise ValueError("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
     return Settings(
         home=home,
         bucket=os.environ.get("MODELGATE_BUCKET") or DEFAULT_BUCKET,
-        s3_endpoint=os.environ.get("MODELGATE_S3_ENDPOINT") or None,
+        s3_endpoint=s3_endpoint_from_env(),
         s3_port=_env_int("MODELGATE_S3_PORT", DEFAULT_S3_PORT),
         prefect_port=_env_int("MODELGATE_PREFECT_PORT", DEFAULT_PREFECT_PORT),
-        region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1",
+        region=None,
         data_mirror=Path(mirror).expanduser() if mirror else None,
-        credentials=Credentials(access, secret) if access and secret else None,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mimetypes
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,14 +21,57 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    ReadTimeoutError,
 )
 
 from modelgate.settings import Credentials, Settings, load_settings
 
 CHUNK = 1024 * 1024
 PRESIGNED_SECONDS = 7 * 24 * 3600  # the longest a SigV4 presigned URL may live
+# A hung S3 must not hang a command: each request may wait CONNECT_TIMEOUT to connect and
+# READ_TIMEOUT between bytes, and is tried MAX_ATTEMPTS times, so one operation gives up within
+# about MAX_ATTEMPTS * (CONNECT_TIMEOUT + READ_TIMEOUT) seconds.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0
+MAX_ATTEMPTS = 2
+DEFAULT_REGION = "us-east-1"  # SigV4 needs one; S3-compatible servers ignore it
+
+# What browsers need to open reports and Data Docs straight from S3; anything else is binary.
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".jsonl": "application/x-ndjson",
+    ".csv": "text/csv; charset=utf-8",
+    ".tsv": "text/tab-separated-values; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".log": "text/plain; charset=utf-8",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".npz": "application/octet-stream",
+    ".npy": "application/octet-stream",
+    ".keras": "application/octet-stream",
+}
+
+
+def content_type_for(name: str) -> str:
+    """The Content-Type an object named ``name`` is stored with."""
+    suffix = Path(name).suffix.lower()
+    if suffix in _CONTENT_TYPES:
+        return _CONTENT_TYPES[suffix]
+    guessed, encoding = mimetypes.guess_type(name)
+    return guessed if guessed and not encoding else "application/octet-stream"
 
 
 class StorageError(RuntimeError):
@@ -81,15 +125,20 @@ class ObjectStore:
     client: Any
     bucket: str
     endpoint: str
+    # The longest one operation waits on a silent server (all attempts), for the error message.
+    patience_s: float = MAX_ATTEMPTS * READ_TIMEOUT
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> "ObjectStore":
+        """The configured store: the local stack with its own identity, or any S3 with boto3's
+        credential chain (env incl. session token, AWS_PROFILE and ~/.aws files, instance roles)."""
         settings = settings or load_settings()
         return cls.connect(
             settings.endpoint_url,
             settings.bucket,
             credentials=settings.resolve_credentials(),
-            region=settings.region,
+            # The local stack keeps to its own region too, whatever the user's AWS config says.
+            region=settings.region or (DEFAULT_REGION if settings.uses_local_stack else None),
         )
 
     @classmethod
@@ -99,43 +148,58 @@ class ObjectStore:
         bucket: str,
         *,
         credentials: Credentials | None = None,
-        region: str = "us-east-1",
-        connect_timeout: float = 5,
-        max_attempts: int = 3,
+        region: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> "ObjectStore":
-        """A store on an explicit endpoint and bucket (no credentials = boto3's own lookup)."""
+        """A store on an explicit endpoint and bucket.
+
+        Without ``credentials`` (and ``region``) boto3 resolves them the way every AWS tool does."""
+        session = boto3.session.Session()
         kwargs: dict[str, Any] = {}
         if credentials is not None:
             kwargs = {
                 "aws_access_key_id": credentials.access_key,
                 "aws_secret_access_key": credentials.secret_key,
             }
-        client = boto3.client(
+        client = session.client(
             "s3",
             endpoint_url=endpoint,
-            region_name=region,
+            region_name=region or session.region_name or DEFAULT_REGION,
             config=Config(
                 s3={"addressing_style": "path"},
                 signature_version="s3v4",
-                retries={"max_attempts": max_attempts, "mode": "standard"},
+                retries={"total_max_attempts": max_attempts, "mode": "standard"},
                 connect_timeout=connect_timeout,
-                read_timeout=120,
+                read_timeout=read_timeout,
                 # Only checksum when S3 asks: SeaweedFS and older MinIO reject the newer defaults.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
             ),
             **kwargs,
         )
-        return cls(client=client, bucket=bucket, endpoint=endpoint)
+        patience = max_attempts * max(connect_timeout, read_timeout)
+        return cls(client=client, bucket=bucket, endpoint=endpoint, patience_s=patience)
 
     # -- error translation -------------------------------------------------------------------
     def _call(self, what: str, fn, **kwargs):
         try:
             return fn(**kwargs)
+        except (ReadTimeoutError, ConnectTimeoutError) as exc:
+            raise StorageUnreachable(
+                f"S3 at {self.endpoint} did not answer within {self.patience_s:.0f} s ({what}); "
+                "is the server hung or overloaded?"
+            ) from exc
         except EndpointConnectionError as exc:
             raise StorageUnreachable(
                 f"cannot reach object storage at {self.endpoint} ({what}); "
                 "start the local stack with `modelgate stack up` or set MODELGATE_S3_ENDPOINT"
+            ) from exc
+        except ConnectionClosedError as exc:
+            raise StorageUnreachable(
+                f"S3 at {self.endpoint} closed the connection before answering ({what}); "
+                "did the server stop?"
             ) from exc
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
@@ -153,7 +217,7 @@ class ObjectStore:
         except NoCredentialsError as exc:
             raise StorageAuthError(
                 f"{what}: no credentials for object storage at {self.endpoint}; set "
-                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or start the local stack"
+                "AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use the local stack"
             ) from exc
         except BotoCoreError as exc:
             raise StorageError(f"{what} failed against {self.endpoint}: {exc}") from exc
@@ -211,8 +275,7 @@ class ObjectStore:
             kwargs["IfNoneMatch"] = "*"
         if if_match is not None:
             kwargs["IfMatch"] = if_match
-        if content_type:
-            kwargs["ContentType"] = content_type
+        kwargs["ContentType"] = content_type or content_type_for(key)
         response = self._call("put object", self.client.put_object, **kwargs)
         return response.get("ETag", "")
 
@@ -245,9 +308,11 @@ class ObjectStore:
         """Upload a file; returns its sha256. Small files go through put_object (conditional-capable)."""
         digest = sha256_file(path)
         size = os.path.getsize(path)
+        content_type = content_type_for(key)
         if if_none_match or size < 64 * CHUNK:
             with open(path, "rb") as handle:
-                self.put_bytes(key, handle.read(), if_none_match=if_none_match)
+                data = handle.read()
+            self.put_bytes(key, data, if_none_match=if_none_match, content_type=content_type)
         else:
             self._call(
                 "upload file",
@@ -255,6 +320,7 @@ class ObjectStore:
                 Filename=str(path),
                 Bucket=self.bucket,
                 Key=key,
+                ExtraArgs={"ContentType": content_type},
             )
         return digest
 

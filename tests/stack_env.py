@@ -7,6 +7,12 @@ import random
 from modelgate.stack.processes import port_is_free
 from modelgate.stack.seaweedfs import WeedPorts
 
+# Variables that would point the product at another S3 or identity than the test stack's.
+AWS_SETTINGS = (
+    "MODELGATE_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+)  # fmt: skip
+
 
 def free_weed_base() -> int:
     """A base port where the nine derived SeaweedFS ports and the admin gRPC port are all free."""
@@ -24,6 +30,6 @@ def local_stack_env(monkeypatch, tmp_path, s3_port: int, prefect_port: int) -> N
     monkeypatch.setenv("MODELGATE_PREFECT_PORT", str(prefect_port))
     monkeypatch.setenv("MODELGATE_BUCKET", "stack-test")
     monkeypatch.setenv("MODELGATE_WEED_PORT_BASE", str(free_weed_base()))
-    for name in ("MODELGATE_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for name in AWS_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)

@@ -134,6 +134,13 @@ def test_stack_up_status_down_leaves_no_process(monkeypatch, tmp_path):
 
         creds_file = settings.local_credentials_file
         assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+        # Prefect's database (it holds presigned links) and the logs: owner only, in a 0700 home.
+        assert stat.S_IMODE(settings.home.stat().st_mode) == 0o700
+        private = [settings.stack_dir / "prefect" / "prefect.db"]
+        private += [settings.stack_dir / "logs" / f"{name}.log" for name in pids]
+        assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in private} == {
+            str(p): "0o600" for p in private
+        }
         creds = stack_credentials(settings)
         dumped = json.dumps(started.to_dict()) + started.describe()
         assert creds.secret_key not in dumped and creds.access_key in dumped

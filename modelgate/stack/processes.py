@@ -97,12 +97,16 @@ def stop_process_group(pgid: int, timeout: float = 15.0) -> None:
 def spawn_detached(
     cmd: list[str], log_file: Path, env: dict[str, str], cwd: Path
 ) -> subprocess.Popen:
-    """Start cmd in a new session (its pid is its process group), output appended to log_file."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    """Start cmd in a new session (its pid is its process group), output appended to log_file.
+
+    The service runs with umask 077: what it writes (databases, volumes, logs) only its owner reads."""
+    make_private_dir(log_file.parent)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "ab") as log:
         return subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env=env, cwd=cwd, start_new_session=True,
+            env=env, cwd=cwd, start_new_session=True, umask=PRIVATE_UMASK,
         )  # fmt: skip
 
 
@@ -130,9 +134,34 @@ def wait_healthy(name: str, process_pid: int, probe, log_file: Path, timeout: fl
 
 
 # -- files -------------------------------------------------------------------------------------
+PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, PRIVATE_UMASK = 0o700, 0o600, 0o077
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create path (and parents) and make it owner-only."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def make_tree_private(root: Path) -> None:
+    """Directories 0700 and regular files 0600 under root: tightens state written before."""
+    make_private_dir(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                continue
+            if os.path.isdir(path):
+                os.chmod(path, PRIVATE_DIR_MODE)
+            elif os.path.isfile(path):
+                os.chmod(path, PRIVATE_FILE_MODE)
+
+
 def write_private_file(path: Path, text: str) -> None:
     """Write a file only its owner can read (it holds a secret); atomic via rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        make_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

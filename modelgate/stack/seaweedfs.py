@@ -1,6 +1,7 @@
 """SeaweedFS as the local S3: the ports `weed mini` listens on, its identity file, start and stop.
 
-S3 listens on the given S3 port. The internal ports (master, volume, filer, gRPC, admin) take the
+S3 listens on the given S3 port and checks SigV4 against one generated identity; every other port
+requires the stack's client certificate or JWT (``modelgate.stack.weed_security``). The internal ports (master, volume, filer, gRPC, admin) take the
 nine ports after it, or the nine from ``MODELGATE_WEED_PORT_BASE``; weed's built-in worker always
 dials the admin port + 10000, so that port is the admin gRPC port. Two stacks side by side need S3
 ports at least ten apart.
@@ -24,6 +25,7 @@ from modelgate.stack.processes import (
     wait_healthy,
     write_private_file,
 )
+from modelgate.stack.weed_security import ensure_weed_security
 from modelgate.settings import Credentials, Settings
 from modelgate.storage import ObjectStore
 
@@ -148,8 +150,10 @@ def write_s3_identity(path: Path, credentials: Credentials) -> None:
 def start_seaweedfs(
     data_dir: Path, ports: WeedPorts, credentials: Credentials, log_file: Path, timeout: float = 60
 ) -> SeaweedServer:
-    """Start `weed mini` detached, wait until S3 answers a signed request, return its handle."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Start `weed mini` detached, wait until S3 answers a signed request, return its handle.
+
+    weed runs in data_dir, where it finds the stack's security.toml (created on first start)."""
+    ensure_weed_security(data_dir)
     identity_file = data_dir / "s3-identities.json"
     write_s3_identity(identity_file, credentials)
     cmd = [weed_binary(), "mini", f"-dir={data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}"]

@@ -9,6 +9,9 @@ process group, so ``down`` can stop it together with every child it spawned.
 Ports: S3 on ``MODELGATE_S3_PORT``, Prefect on ``MODELGATE_PREFECT_PORT``; SeaweedFS's internal
 ports follow the S3 port (see ``modelgate.stack.seaweedfs``). Process and port helpers live in
 ``modelgate.stack.processes``.
+
+Healthy S3 means the store serves data (``modelgate.stack.canary``).
+The stack's home is 0700 and what its services write is 0600 (they run with umask 077).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from pathlib import Path
 from modelgate.stack.processes import (
     HOST,
     StackError,
+    make_private_dir,
+    make_tree_private,
     port_is_free,
     process_alive,
     spawn_detached,
@@ -39,6 +44,12 @@ from modelgate.stack.processes import (
 from modelgate.stack.deploy import work_pool_name
 from modelgate.stack.seaweedfs import WeedPorts, remove_weed_sockets, start_seaweedfs
 from modelgate.settings import Credentials, Settings
+from modelgate.stack.canary import (
+    CANARY_TIMEOUT,
+    local_store,
+    s3_serves_data,
+    wait_store_serves,
+)
 from modelgate.storage import ObjectStore, StorageError
 
 SERVICES = ("s3", "prefect", "worker")
@@ -132,9 +143,8 @@ def start_worker(settings: Settings, log_file: Path, timeout: float = STARTUP_TI
 
 # -- credentials -------------------------------------------------------------------------------
 def stack_credentials(settings: Settings, create: bool = True) -> Credentials | None:
-    """AWS_* when set; otherwise the keys generated on the first `up` (file mode 0600)."""
-    if settings.credentials is not None:
-        return settings.credentials
+    """The stack's own identity, generated on the first `up` (file mode 0600). A user's AWS keys
+    never become the stack's identity, and the stack never sees them."""
     path = settings.local_credentials_file
     if not path.exists():
         if not create:
@@ -155,6 +165,7 @@ class ServiceStatus:
     pid: int | None
     url: str
     log_file: str
+    detail: str = ""  # why a running service is not healthy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -178,6 +189,8 @@ class StackStatus:
             health = "" if s.state == "stopped" else (" healthy" if s.healthy else " not answering")
             pid = f" pid {s.pid}" if s.pid else ""
             lines.append(f"  {s.name:8} {s.state}{health}{pid}  {s.url}  log {s.log_file}")
+            if s.detail:
+                lines.append(f"           {s.detail}")
         return "\n".join(lines)
 
     def service(self, name: str) -> ServiceStatus:
@@ -228,17 +241,12 @@ def _running_pid(settings: Settings, name: str) -> int | None:
 
 
 def _health_check(settings: Settings, name: str, timeout: float = 2.0):
-    """A callable that raises unless the local service answers (S3: a signed request)."""
+    """A callable that raises unless the local service answers (S3: the canary reads back)."""
     if name == "prefect":
         return partial(prefect_health, settings.prefect_port, timeout=timeout)
     if name == "worker":
         return partial(worker_health, settings, timeout=timeout)
-    local = replace(settings, s3_endpoint=None)
-    creds = local.resolve_credentials()
-    store = ObjectStore.connect(
-        local.endpoint_url, local.bucket, credentials=creds, connect_timeout=timeout, max_attempts=1
-    )
-    return store.ping
+    return partial(s3_serves_data, settings, local_store(settings, timeout))
 
 
 def stack_status(settings: Settings, *, probe: bool = True) -> StackStatus:
@@ -246,16 +254,16 @@ def stack_status(settings: Settings, *, probe: bool = True) -> StackStatus:
     services = []
     for name in SERVICES:
         pid = _running_pid(settings, name)
-        healthy = False
+        healthy, detail = False, ""
         if pid is not None and probe:
             try:
                 _health_check(settings, name, timeout=1.0)()
                 healthy = True
-            except (StackError, StorageError, OSError):
-                pass
+            except (StackError, StorageError, OSError) as exc:
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         state = "running" if pid is not None else "stopped"
         url, log_file = _service_url(settings, name), str(_paths(settings, name)[1])
-        services.append(ServiceStatus(name, state, healthy, pid, url, log_file))
+        services.append(ServiceStatus(name, state, healthy, pid, url, log_file, detail))
     creds = stack_credentials(settings, create=False)
     access_key = creds.access_key if creds else None
     return StackStatus(str(settings.home), settings.bucket, access_key, services)
@@ -277,7 +285,8 @@ def _required_ports(settings: Settings, name: str) -> dict[int, str]:
 @contextmanager
 def _stack_lock(settings: Settings):
     """One `up`/`down` at a time per stack (two runs starting together must not race)."""
-    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)
+    make_private_dir(settings.stack_dir)
     with open(settings.stack_dir / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -291,6 +300,7 @@ def stack_up(settings: Settings, services=SERVICES, timeout: float = STARTUP_TIM
 
 
 def _start_missing(settings: Settings, services: tuple[str, ...], timeout: float) -> None:
+    make_tree_private(settings.stack_dir)  # state an older version left world-readable
     missing = [name for name in services if _running_pid(settings, name) is None]
     for name in missing:  # check every port before starting anything
         for port, source in _required_ports(settings, name).items():
@@ -318,10 +328,16 @@ def _start_missing(settings: Settings, services: tuple[str, ...], timeout: float
     for name in services:
         pid = _running_pid(settings, name)
         if name not in missing and pid is not None:  # was already running: it must also answer
-            probe = _health_check(local, name)
+            # S3 must answer first; whether it serves data is checked with the canary below.
+            probe = local_store(local).ping if name == "s3" else _health_check(local, name)
             wait_healthy(name, pid, probe, _paths(settings, name)[1], timeout)
     if "s3" in services:
         ObjectStore.from_settings(local).ensure_bucket()
+        s3_log = _paths(settings, "s3")[1]
+        wait_store_serves(local, _running_pid(settings, "s3"), s3_log, min(timeout, CANARY_TIMEOUT))
+    # weed sets 0644 on the .vif files of new volumes itself; the 0700 directories keep them
+    # private anyway, and this makes the modes say so.
+    make_tree_private(settings.stack_dir)
 
 
 def ensure_stack(settings: Settings, *, s3: bool | None = None, prefect: bool | None = None):
