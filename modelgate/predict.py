@@ -18,6 +18,7 @@ import numpy as np
 from modelgate.pipelines import get_pipeline
 from modelgate.pipelines.base import Predictor
 from modelgate.registry import Registry
+from modelgate.registry.integrity import verify_version
 from modelgate.storage import ObjectStore
 
 
@@ -25,12 +26,20 @@ def load_predictor(ref: str, store: ObjectStore | None = None) -> Predictor:
     """``MODEL``, ``MODEL:VERSION`` or ``MODEL@ALIAS`` -> the pipeline's predictor for that version.
 
     A registered model is named after its pipeline, whose ``load_predictor`` reads the version's
-    directory after every file's sha256 was verified.
+    directory once it is verified as gate and promote verify it (signature when a key is
+    configured, every file's sha256, the manifest against metrics.json).
     """
     registry = Registry(store or ObjectStore.from_settings())
     version = registry.resolve(ref)
-    directory = registry.fetch(version.model, version.version)  # verifies every file's sha256
-    return get_pipeline(version.model).load_predictor(directory)
+    verified = verify_version(registry, version.model, version.version)
+    return get_pipeline(version.model).load_predictor(verified.directory)
+
+
+def check_texts(texts, what: str = "text") -> None:
+    """Every input has words: an empty or blank text would still get a confident-looking answer."""
+    for number, text in enumerate(texts, start=1):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{what} {number} is empty or only whitespace: give words to predict on")
 
 
 @dataclass
@@ -57,6 +66,9 @@ class PredictRequest:
                     pairs.append((left, right))
                 else:
                     texts.append(line)
+        check_texts(texts)
+        for number, (left, right) in enumerate(pairs, start=1):
+            check_texts([left, right], f"pair {number}, side")
         if texts and pairs:
             raise ValueError("give either texts or pairs, not both")
         if not texts and not pairs:
@@ -116,6 +128,9 @@ def write_embeddings(vectors, texts: list[str], output: str) -> dict[str, Any]:
 
 
 def run_request(predictor, request: PredictRequest) -> PredictResult:
+    check_texts(request.texts)
+    for left, right in request.pairs:
+        check_texts([left, right], "pair side")
     if request.embed:
         vectors = _require(predictor, "embed", "--embed (it is not an encoder)")(request.texts)
         return PredictResult(predictor, embedded=write_embeddings(vectors, request.texts, request.output))

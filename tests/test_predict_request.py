@@ -34,6 +34,47 @@ def test_bad_requests_say_what_is_wrong(args, message):
         PredictRequest.build(*args)
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([""], None, None, False, None), "text 1 is empty or only whitespace"),
+        ((["fine", " \t\n"], None, None, False, None), "text 2 is empty or only whitespace"),
+        (([], ("a premise", "  "), None, False, None), "pair 1, side 2 is empty"),
+        ((["\u3000"], None, None, True, "out.npy"), "text 1 is empty"),  # ideographic space
+    ],
+)
+def test_empty_or_blank_texts_are_refused(args, message):
+    with pytest.raises(ValueError, match=message):
+        PredictRequest.build(*args)
+
+
+def test_the_cli_refuses_an_empty_text_in_one_line_with_the_usage_exit_code():
+    from typer.testing import CliRunner
+
+    from modelgate.cli import app
+
+    result = CliRunner().invoke(app, ["predict", "intent-ood", ""])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["error: text 1 is empty or only whitespace: give words to predict on"]
+
+
+def test_every_predictor_path_refuses_blank_input():
+    class Everything:
+        def predict(self, texts):
+            return texts
+
+        def predict_pairs(self, pairs):
+            return pairs
+
+        def embed(self, texts):
+            return np.zeros((len(texts), 2))
+
+    for request in (PredictRequest(texts=[" "]), PredictRequest(pairs=[("", "h")]),
+                    PredictRequest(texts=[""], embed=True, output="x.npy")):
+        with pytest.raises(ValueError, match="empty or only whitespace"):
+            run_request(Everything(), request)
+
+
 def test_a_half_empty_pair_names_its_line(tmp_path):
     bad = tmp_path / "pairs.tsv"
     bad.write_text("ok\tfine\n\tmissing left\n")

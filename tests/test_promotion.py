@@ -88,8 +88,9 @@ def test_undecidable_cases_exit_2_with_the_reason(registry, tmp_path, object_sto
     assert missing.exit_code == EXIT_UNDECIDED and "clf:7 is not in the registry" in missing.reason
 
     object_store.put_bytes("registry/clf/versions/1/model.keras", b"tampered")
-    corrupted = check_gate(registry, "clf:1")
-    assert corrupted.exit_code == EXIT_UNDECIDED and "sha256" in corrupted.reason
+    corrupted = check_gate(registry, "clf:1")  # decided: a version that fails verification is refused
+    assert corrupted.exit_code == EXIT_REFUSED and "failed verification" in corrupted.reason
+    assert "'model.keras' has sha256" in corrupted.reason
 
     closed = ObjectStore.connect(
         "http://127.0.0.1:9", "bucket", credentials=Credentials("AKIA", "secret-value"), max_attempts=1
@@ -132,7 +133,7 @@ def test_rollback_returns_to_the_previous_version_and_is_audited(registry, tmp_p
     with pytest.raises(PromotionError, match="does not exist"):
         rollback(registry, "clf", "production", actor="ops")
     promote(registry, "clf:1", "production", actor="ci")
-    with pytest.raises(PromotionError, match="give --to VERSION"):
+    with pytest.raises(PromotionError, match="no earlier version.*give --to VERSION"):
         rollback(registry, "clf", "production", actor="ops")
     promote(registry, "clf:2", "production", actor="ci")
 
@@ -142,6 +143,28 @@ def test_rollback_returns_to_the_previous_version_and_is_audited(registry, tmp_p
     assert [e["event"] for e in events] == ["promote", "promote", "rollback"]
     assert events[-1]["from_version"] == 2 and events[-1]["reason"] == "latency regression"
     assert rollback(registry, "clf", "production", to_version=2, actor="ops").version == 2
+
+
+def test_two_rollbacks_in_a_row_step_back_two_promotions_then_stop(registry, tmp_path):
+    for accuracy in (0.90, 0.91, 0.92):
+        register_candidate(registry, tmp_path, "clf", accuracy)
+    for version in (1, 2, 3):
+        promote(registry, f"clf:{version}", "production", actor="ci")
+
+    first = rollback(registry, "clf", "production", actor="ops", reason="v3 slow")
+    assert (first.previous_version, first.version) == (3, 2)
+    second = rollback(registry, "clf", "production", actor="ops", reason="v2 slow too")
+    assert (second.previous_version, second.version) == (2, 1)  # not back to 3
+    with pytest.raises(PromotionError, match="no earlier version"):
+        rollback(registry, "clf", "production", actor="ops")
+    assert registry.resolve("clf@production").version == 1
+
+    # A new promotion goes on top: rolling it back returns to 1, not to 2 or 3.
+    promote(registry, "clf:3", "production", actor="ci", reason="fixed")
+    assert rollback(registry, "clf", "production", actor="ops").version == 1
+    events = [(e["event"], e["version"]) for e in registry.audit_events("clf")]
+    assert events == [("promote", 1), ("promote", 2), ("promote", 3), ("rollback", 2),
+                      ("rollback", 1), ("promote", 3), ("rollback", 1)]
 
 
 def test_approvals_are_recorded_with_who_decided(registry, tmp_path):

@@ -237,6 +237,54 @@ def test_alias_moves_with_if_match_and_is_audited(registry, tmp_path):
         registry.resolve("nli@staging")
 
 
+_DIES_BEFORE_ALIAS_WRITE = """
+import os, signal, sys
+from modelgate.registry import Registry
+from modelgate.storage import ObjectStore
+
+real_put = ObjectStore.put_json
+
+def put_json(self, key, payload, **kwargs):
+    if "/aliases/" in key:  # the process dies between the audit event and the alias write
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_put(self, key, payload, **kwargs)
+
+ObjectStore.put_json = put_json
+registry = Registry.from_settings()
+current = registry.get_alias("nli", "production")
+registry.set_alias("nli", "production", 2, actor="crasher", reason="r", expected_etag=current.etag)
+"""
+
+
+def test_a_failure_between_event_and_alias_write_leaves_log_and_alias_agreeing(
+    registry, modelgate_env, tmp_path
+):
+    for i in range(3):
+        registry.register("nli", make_files(tmp_path / f"v{i}", f"v{i}"), {})
+    first = registry.set_alias("nli", "production", 1, actor="ci", reason="go", expected_etag=None)
+
+    crashed = subprocess.run([sys.executable, "-c", _DIES_BEFORE_ALIAS_WRITE], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    # A lost race also fails between the two writes (the alias write is refused by S3).
+    with pytest.raises(AliasConflict):
+        registry.set_alias("nli", "production", 3, actor="late", reason="r", expected_etag="stale")
+
+    alias = registry.get_alias("nli", "production")
+    assert alias.version == 1 and alias.etag == first.etag
+    applied = registry.audit_events("nli")
+    assert [(e["version"], e["actor"]) for e in applied] == [(1, "ci")]
+    assert [e["event_id"] for e in applied] == [h["event_id"] for h in alias.history]
+    everything = registry.audit_events("nli", include_unapplied=True)
+    assert sorted((e["actor"], e["applied"]) for e in everything) == [
+        ("ci", True), ("crasher", False), ("late", False)
+    ]
+
+    moved = registry.set_alias("nli", "production", 3, actor="ops", reason="r", expected_etag=first.etag)
+    assert [e["actor"] for e in registry.audit_events("nli")] == ["ci", "ops"]
+    assert registry.audit_events("nli")[-1]["event_id"] == moved.history[-1]["event_id"]
+
+
 def test_simultaneous_alias_moves_exactly_one_wins(registry, tmp_path):
     for i in range(3):
         registry.register("sim", make_files(tmp_path / f"v{i}", f"v{i}"), {})
@@ -291,6 +339,9 @@ def test_parse_ref_accepts_the_three_forms():
         ("my model", "invalid model name"),
         ("-nli", "invalid model name"),
         ("nli_v2:1", "invalid model name 'nli_v2'"),
+        ("intent-ood:\uff11", "version '\uff11' is not an integer from 1"),  # full-width 1
+        ("intent-ood:\u00b2", "version '\u00b2' is not an integer from 1"),  # superscript 2
+        ("intent-ood:\u0661", "ASCII digits"),  # Arabic-Indic 1
     ],
 )
 def test_parse_ref_rejects_malformed_refs(ref, message):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from modelgate.evaluation.bootstrap import metrics_from_dict
 from modelgate.evaluation.result import Evaluation
+from modelgate.gate import evaluate_gate, load_gate_config
 from modelgate.pipelines.intent_ood import PIPELINE as intent_ood
 from modelgate.registry import Registry, release
 
@@ -25,10 +29,20 @@ def _candidate(accuracy: float, auprc: float, ece: float) -> Evaluation:
 
 
 def _register(store, tmp_path, metrics: dict) -> int:
+    """A passed version whose metrics.json (what the baseline is read from) holds ``metrics``."""
     files = tmp_path / f"v{len(list(tmp_path.iterdir()))}"
     files.mkdir()
     (files / "model.keras").write_bytes(b"weights")
-    return Registry(store).register("intent-ood", files, {"metrics": metrics, "status": "passed"}).version
+    gate = {"thresholds": [{"metric": "accuracy", "min": 0.5}]}
+    verdict = evaluate_gate(metrics_from_dict(metrics), load_gate_config(gate)).to_dict()
+    (files / "metrics.json").write_text(json.dumps({"metrics": metrics, "verdict": verdict}))
+    fields = {"metrics": metrics, "verdict": verdict, "status": "passed"}
+    return Registry(store).register("intent-ood", files, fields).version
+
+
+@pytest.fixture(autouse=True)
+def _home(modelgate_env):
+    """MODELGATE_HOME in a temporary directory: reading the baseline caches its metrics.json."""
 
 
 def test_without_production_the_change_thresholds_are_recorded_as_skipped(object_store):

@@ -6,6 +6,9 @@
 - ``promotion``: the CI gate re-check, promote, rollback and approval records.
 - ``lineage``: what a manifest records about the code and the environment.
 - ``view``: ``registry list`` / ``registry show`` as tables.
+- ``refs``: names and MODEL[:N|@ALIAS] references; ``signing``: manifest signatures (HMAC-SHA256);
+  ``integrity``: what gate, promote and predict verify before trusting a version; ``gc``: removal
+  of half-registered versions.
 """
 
 from modelgate.registry.versions import (
@@ -18,6 +21,7 @@ from modelgate.registry.versions import (
     ModelVersion,
     Registry,
     RegistryError,
+    SignatureError,
     parse_ref,
 )
 
@@ -31,5 +35,6 @@ __all__ = [
     "ModelVersion",
     "Registry",
     "RegistryError",
+    "SignatureError",
     "parse_ref",
 ]

@@ -1,9 +1,16 @@
 """Deciding and moving: the CI gate, promotion to an alias, rollback, and approval records.
 
-``check_gate`` is what CI asks before a promotion: the verdict stored at registration is read from
-the version's verified files, and the gate is evaluated again against the version that holds
-``production`` *now* (it may have moved since the candidate was trained). Exit codes: 0 pass,
-1 refused, 2 could not decide (missing version, storage unreachable, corrupted files).
+``check_gate`` is what CI asks before a promotion: the version is verified (registry/integrity.py:
+signature, every file's sha256, manifest against metrics.json), the verdict stored at registration
+is read from the verified metrics.json, and the gate is evaluated again on those metrics against
+the version that holds ``production`` *now* (it may have moved since the candidate was trained).
+Exit codes: 0 pass, 1 refused (failed gate, or a version that fails verification), 2 could not
+decide (missing version, storage unreachable, a baseline that fails verification).
+
+``rollback`` without a target undoes the last promotion still in effect: the alias history is
+replayed as a stack (each move pushes its version, each rollback pops back to its target), and the
+alias goes to the version below the top. Two rollbacks in a row step back two promotions; with
+nothing below, it is refused.
 
 ``promote`` and ``rollback`` move an alias with If-Match on its ETag, so of two simultaneous moves
 one wins and the other is told to retry, and each move is an audit event naming who and why.
@@ -20,7 +27,14 @@ from typing import Any
 
 from modelgate.evaluation.bootstrap import metrics_from_dict
 from modelgate.gate import evaluate_gate, load_gate_config
-from modelgate.registry.versions import AliasConflict, ModelVersion, Registry, RegistryError, parse_ref
+from modelgate.registry.integrity import VerifiedVersion, verify_version
+from modelgate.registry.versions import (
+    AliasConflict,
+    IntegrityError,
+    Registry,
+    RegistryError,
+    parse_ref,
+)
 from modelgate.storage import StorageError
 
 EXIT_PASS, EXIT_REFUSED, EXIT_UNDECIDED = 0, 1, 2
@@ -69,46 +83,44 @@ class GateDecision:
         return {**asdict(self), "decision": self.decision}
 
 
-def _stored_verdict(registry: Registry, version: ModelVersion, verify_files: bool) -> dict[str, Any]:
-    """The verdict from metrics.json after every file's sha256 is checked (or the manifest's)."""
-    if not verify_files:
-        verdict = version.manifest.get("verdict")
-    else:
-        directory = registry.fetch(version.model, version.version)  # raises IntegrityError
-        metrics_file = directory / "metrics.json"
-        if not metrics_file.is_file():
-            raise RegistryError(f"{version.ref} has no metrics.json: it was not registered by a pipeline")
-        verdict = json.loads(metrics_file.read_text()).get("verdict")
-    if not isinstance(verdict, dict) or "decision" not in verdict:
-        raise RegistryError(f"{version.ref} holds no gate verdict")
-    return verdict
+class BaselineError(RegistryError):
+    """The version holding the baseline alias fails verification: nothing to compare with."""
 
 
 def baseline(registry: Registry, model: str, alias: str = PRODUCTION, candidate: int | None = None):
     """(metrics, "MODEL:N") of the version holding ``alias`` now, or (None, None) when no version
-    holds it or it is the candidate itself: what change thresholds compare with."""
+    holds it or it is the candidate itself: what change thresholds compare with. Its metrics come
+    from its verified metrics.json (signature and sha256 checked), not from its manifest."""
     record = registry.get_alias(model, alias)
     if record is None or record.version == candidate:
         return None, None
-    manifest = registry.get_manifest(model, record.version)
-    return metrics_from_dict(manifest.get("metrics", {})), f"{model}:{record.version}"
+    ref = f"{model}:{record.version}"
+    try:
+        verified = verify_version(registry, model, record.version, metrics_only=True)
+    except RegistryError as exc:
+        raise BaselineError(f"baseline {ref} (@{alias}) cannot be trusted: {exc}") from None
+    return metrics_from_dict(verified.metrics), ref
 
 
-def check_gate(
-    registry: Registry, ref: str, against: str = PRODUCTION, verify_files: bool = True
-) -> GateDecision:
-    """Read the stored verdict and hold the candidate against ``against`` as it is now."""
+def check_gate(registry: Registry, ref: str, against: str = PRODUCTION) -> GateDecision:
+    """Verify the candidate, read its stored verdict and hold its verified metrics against
+    ``against`` as it is now."""
     try:
         version = registry.resolve(ref)
         ref = version.ref
-        stored = _stored_verdict(registry, version, verify_files)
+        verified = verify_version(registry, version.model, version.version)
+        stored = verified.verdict
         config = load_gate_config(stored.get("config"), f"gate config stored with {ref}")
-        metrics = metrics_from_dict(version.manifest.get("metrics", {}))
+        metrics = metrics_from_dict(verified.metrics)
         baseline_metrics, baseline_ref = baseline(registry, version.model, against, version.version)
+    except BaselineError as exc:
+        return GateDecision(ref, EXIT_UNDECIDED, f"could not decide: {exc}")
+    except IntegrityError as exc:
+        return GateDecision(ref, EXIT_REFUSED, f"failed verification: {exc}")
     except (RegistryError, StorageError, ValueError, KeyError) as exc:
         return GateDecision(ref, EXIT_UNDECIDED, f"could not decide: {exc}")
 
-    if stored.get("decision") != "pass":
+    if not verified.passed:
         summary = stored.get("summary") or "; ".join(stored.get("reasons", [])) or stored["decision"]
         return GateDecision(
             ref, EXIT_REFUSED, f"gate failed at registration ({summary})", None, stored, baseline_ref
@@ -146,15 +158,17 @@ class AliasMove:
         return asdict(self)
 
 
-def _gate_status(version: ModelVersion) -> tuple[bool, str]:
-    verdict = version.manifest.get("verdict") or {}
-    passed = version.manifest.get("status") == "passed" and verdict.get("decision") == "pass"
-    return passed, verdict.get("summary") or verdict.get("decision") or "no verdict stored"
+def _verified(registry: Registry, model: str, version: int) -> VerifiedVersion:
+    """The version after verification; a version that fails it never takes an alias, forced or not."""
+    try:
+        return verify_version(registry, model, version)
+    except IntegrityError as exc:
+        raise PromotionRefused(f"{model}:{version} failed verification: {exc}") from None
 
 
 def _move(
     registry: Registry,
-    version: ModelVersion,
+    verified: VerifiedVersion,
     alias: str,
     *,
     event_type: str,
@@ -163,7 +177,7 @@ def _move(
     force: bool,
     details: dict[str, Any] | None = None,
 ) -> AliasMove:
-    passed, summary = _gate_status(version)
+    version, passed, summary = verified.version, verified.passed, verified.summary
     if force and not passed and not reason.strip():
         raise PromotionError("--force needs --reason TEXT: a forced move must say why")
     if not passed and not force:
@@ -207,8 +221,8 @@ def promote(
     parsed = parse_ref(ref)
     if parsed.version is None:
         raise PromotionError(f"promote needs MODEL:VERSION, got {ref!r}")
-    version = registry.resolve(parsed)
-    return _move(registry, version, alias, event_type="promote", actor=actor or default_actor(),
+    verified = _verified(registry, parsed.model, parsed.version)
+    return _move(registry, verified, alias, event_type="promote", actor=actor or default_actor(),
                  reason=reason, force=force, details=details)
 
 
@@ -222,20 +236,37 @@ def rollback(
     reason: str = "",
     force: bool = False,
 ) -> AliasMove:
-    """Move MODEL@ALIAS back: to ``to_version``, or to the version it held before the last move."""
+    """Move MODEL@ALIAS back: to ``to_version``, or (None) to the version below the top of the
+    alias's stack of promotions still in effect (module docstring); refused when there is none."""
     current = registry.get_alias(model, alias)
     if current is None:
         raise PromotionError(f"{model}@{alias} does not exist: nothing to roll back")
     if to_version is None:
-        to_version = current.history[-1].get("previous_version") if current.history else None
-        if to_version is None:
+        stack = promotions_in_effect(current.history)
+        if len(stack) < 2:
             raise PromotionError(
-                f"{model}@{alias} has held only version {current.version}: give --to VERSION"
+                f"{model}@{alias}: no earlier version to roll back to (promotions still in effect: "
+                f"{stack or [current.version]}); give --to VERSION"
             )
-    version = registry.get_version(model, int(to_version))
-    return _move(registry, version, alias, event_type="rollback", actor=actor or default_actor(),
+        to_version = stack[-2]
+    verified = _verified(registry, model, int(to_version))
+    return _move(registry, verified, alias, event_type="rollback", actor=actor or default_actor(),
                  reason=reason, force=force,
                  details={"from_version": current.version})
+
+
+def promotions_in_effect(history: list[dict[str, Any]]) -> list[int]:
+    """The alias history replayed as a stack, oldest first: a rollback to a version in the stack
+    pops everything above it; any other move (a promotion, a rollback to a version no longer in
+    the stack) pushes its version."""
+    stack: list[int] = []
+    for event in history:
+        version = int(event["version"])
+        if event.get("event") == "rollback" and version in stack:
+            del stack[len(stack) - stack[::-1].index(version):]  # above its last occurrence
+        elif not stack or stack[-1] != version:
+            stack.append(version)
+    return stack
 
 
 def record_approval(

@@ -2,11 +2,13 @@
 
     registry/MODEL/versions/N/...              the version's files
     registry/MODEL/versions/N/.claim           reserves N (If-None-Match): numbers are never reused
-    registry/MODEL/versions/N/manifest.json    written LAST (If-None-Match): N exists iff it does
+    registry/MODEL/versions/N/manifest.json    written LAST (If-None-Match): N exists iff it does;
+                                               signed (field "signature") when a key is configured
     registry/MODEL/aliases/ALIAS.json          moved with If-Match on its ETag: no lost update
     registry/MODEL/audit.log.d/...             one object per alias event
 
-A crash between claim and manifest leaves a number that is invisible and never reused.
+A crash between claim and manifest leaves a number that is invisible and never reused;
+``modelgate registry gc`` (registry/gc.py) later removes its files and keeps the claim.
 """
 
 from __future__ import annotations
@@ -22,23 +24,24 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from modelgate.registry.refs import (  # ModelRef and parse_ref are re-exported from here
+    NAME,
+    InvalidReference,
+    ModelRef,
+    RegistryError,
+    is_version_number,
+    parse_ref,
+    validate_name,
+)
+from modelgate.registry.signing import SIGNATURE_FIELD, SigningKey, load_signing_key
 from modelgate.settings import load_settings
 from modelgate.storage import NotFound, ObjectStore, PreconditionFailed, sha256_file
 
 ROOT = "registry"
 MANIFEST = "manifest.json"
 CLAIM = ".claim"
-RESERVED_FIELDS = ("model", "version", "created_at", "files")
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_REF = re.compile(r"^(?P<model>[^:@]+)(?::(?P<version>[^:@]*)|@(?P<alias>[^:@]*))?$")
-
-
-class RegistryError(RuntimeError):
-    """The registry cannot do what was asked."""
-
-
-class InvalidReference(RegistryError, ValueError):
-    """A model name, alias or MODEL[:N|@ALIAS] reference is malformed."""
+RESERVED_FIELDS = ("model", "version", "created_at", "files", SIGNATURE_FIELD)
+_FROM_ENVIRONMENT = object()
 
 
 class ModelNotFound(RegistryError, LookupError):
@@ -46,7 +49,11 @@ class ModelNotFound(RegistryError, LookupError):
 
 
 class IntegrityError(RegistryError):
-    """A file of a version is missing or does not match its manifest sha256."""
+    """A version's files, manifest or signature do not agree: it must not be used."""
+
+
+class SignatureError(IntegrityError):
+    """A signing key is configured and the manifest is unsigned or its signature does not match."""
 
 
 class AliasConflict(RegistryError):
@@ -55,47 +62,6 @@ class AliasConflict(RegistryError):
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def validate_name(name: str, what: str = "model name") -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidReference(
-            f"invalid {what} {name!r}: use 1-64 lowercase letters, digits and dashes, "
-            "starting and ending with a letter or digit"
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """MODEL (latest version), MODEL:N, or MODEL@ALIAS."""
-
-    model: str
-    version: int | None = None
-    alias: str | None = None
-
-    def __str__(self) -> str:
-        if self.version is not None:
-            return f"{self.model}:{self.version}"
-        return f"{self.model}@{self.alias}" if self.alias else self.model
-
-
-def parse_ref(ref: str) -> ModelRef:
-    expected = "expected MODEL, MODEL:VERSION (an integer from 1) or MODEL@ALIAS"
-    match = _REF.match(ref.strip()) if isinstance(ref, str) else None
-    if not match:
-        raise InvalidReference(f"malformed model reference {ref!r}: {expected}")
-    model = validate_name(match["model"])
-    if match["version"] is not None:
-        if not match["version"].isdigit() or int(match["version"]) < 1:
-            raise InvalidReference(
-                f"malformed model reference {ref!r}: version {match['version']!r} is not an "
-                f"integer from 1; {expected}"
-            )
-        return ModelRef(model, version=int(match["version"]))
-    if match["alias"] is not None:
-        return ModelRef(model, alias=validate_name(match["alias"], "alias"))
-    return ModelRef(model)
 
 
 @dataclass(frozen=True)
@@ -148,9 +114,12 @@ def _safe_relpath(rel: str, where: str) -> str:
 class Registry:
     """Versioned models in one bucket. Reads never see a half-written version."""
 
-    def __init__(self, store: ObjectStore, cache_dir: Path | None = None):
+    def __init__(
+        self, store: ObjectStore, cache_dir: Path | None = None, signing_key=_FROM_ENVIRONMENT
+    ):
         self.store = store
         self._cache_dir = cache_dir
+        self._signing_key = signing_key
 
     @classmethod
     def from_settings(cls, settings=None) -> "Registry":
@@ -162,6 +131,13 @@ class Registry:
         if self._cache_dir is None:
             self._cache_dir = load_settings().cache_dir
         return self._cache_dir
+
+    @property
+    def signing_key(self) -> SigningKey | None:
+        """The key given to the constructor, else the one the environment configures now."""
+        if self._signing_key is _FROM_ENVIRONMENT:
+            return load_signing_key()
+        return self._signing_key
 
     # -- keys --------------------------------------------------------------------------------
     def _model_prefix(self, model: str) -> str:
@@ -198,7 +174,7 @@ class Registry:
         prefixes = self.store.list_prefixes(versions_prefix)
         names = [p[len(versions_prefix) :].strip("/") for p in prefixes]
         # Start after every number ever claimed; the conditional write settles races.
-        version = max((int(n) for n in names if n.isdigit()), default=0) + 1
+        version = max((int(n) for n in names if is_version_number(n)), default=0) + 1
         claim = {"claimed_at": _now(), "host": socket.gethostname(), "pid": os.getpid()}
         while True:
             try:
@@ -220,24 +196,43 @@ class Registry:
     def commit_version(
         self, model: str, version: int, files: dict, manifest_fields: dict[str, Any]
     ) -> ModelVersion:
-        """Write manifest.json (If-None-Match): from this moment the version exists."""
+        """Write manifest.json (If-None-Match): from this moment the version exists. With a
+        signing key the signature is a field of that one object, so N never exists unsigned."""
         _check_fields(manifest_fields)
         manifest = {**manifest_fields, "model": model, "version": version, "created_at": _now()}
         manifest["files"] = files
-        key = self._version_prefix(model, version) + MANIFEST
+        # Sign exactly what readers will parse (JSON round trip: tuples become lists, etc.).
+        manifest = json.loads(json.dumps(manifest, default=str))
+        key = self.signing_key
+        if key is not None:
+            manifest[SIGNATURE_FIELD] = key.sign(manifest)
+        self._check_claim_held(model, version)
+        manifest_key = self._version_prefix(model, version) + MANIFEST
         try:
-            self.store.put_json(key, manifest, if_none_match=True)
+            self.store.put_json(manifest_key, manifest, if_none_match=True)
         except PreconditionFailed:
             raise RegistryError(f"{model}:{version} already has a manifest; versions are immutable")
-        # Read back what readers will see (JSON round trip: tuples become lists, etc.).
-        stored = self.store.get_json(key)
+        stored = self.store.get_json(manifest_key)
         return ModelVersion(model, version, self.version_uri(model, version), stored)
+
+    def _check_claim_held(self, model: str, version: int) -> None:
+        """Refuse to commit into a number whose claim gc collected (a registration that stalled
+        past the grace period): its files may already be gone."""
+        try:
+            claim = self.store.get_json(self._version_prefix(model, version) + CLAIM)
+        except NotFound:
+            claim = None
+        if not isinstance(claim, dict) or "collected_at" in claim:
+            raise RegistryError(
+                f"{model}:{version}: the claim on this number was collected by `registry gc` "
+                "(the registration stalled past the grace period); register again"
+            )
 
     # -- reading -----------------------------------------------------------------------------
     def list_models(self) -> list[str]:
         """Models with at least one version."""
         names = [p[len(ROOT) + 1 :].strip("/") for p in self.store.list_prefixes(f"{ROOT}/")]
-        return sorted(n for n in names if _NAME.match(n) and self.list_versions(n))
+        return sorted(n for n in names if NAME.match(n) and self.list_versions(n))
 
     def list_versions(self, model: str) -> list[int]:
         """Versions that exist (have a manifest), ascending."""
@@ -245,7 +240,7 @@ class Registry:
         found = []
         for key in self.store.list_keys(prefix):
             number, _, rest = key[len(prefix) :].partition("/")
-            if rest == MANIFEST and number.isdigit():
+            if rest == MANIFEST and is_version_number(number):
                 found.append(int(number))
         return sorted(found)
 
@@ -277,14 +272,46 @@ class Registry:
             raise ModelNotFound(f"model {ref.model!r} has no version in the registry")
         return self.get_version(ref.model, versions[-1])
 
-    def fetch(self, model: str, version: int, dest_dir: Path | None = None) -> Path:
+    def verify_manifest(self, model: str, version: int, manifest: dict[str, Any]) -> None:
+        """The manifest names the slot it is stored in and, with a signing key configured, carries
+        a signature that matches it: storage write access alone cannot bless a version."""
+        ref = f"{model}:{version}"
+        if manifest.get("model") != model or manifest.get("version") != int(version):
+            raise IntegrityError(
+                f"{ref}: the manifest stored there names {manifest.get('model')}:"
+                f"{manifest.get('version')} (field model/version): it was copied from another version"
+            )
+        key = self.signing_key
+        if key is None:
+            return
+        signature = manifest.get(SIGNATURE_FIELD)
+        if not isinstance(signature, dict):
+            raise SignatureError(
+                f"{ref} is unsigned: a signing key is configured (key id {key.key_id}), so only "
+                "versions signed at registration are accepted"
+            )
+        if not key.matches(manifest):
+            raise SignatureError(
+                f"{ref}: the manifest's signature (key id {signature.get('key_id')}) does not match "
+                f"it under the configured key (key id {key.key_id}): the manifest was changed after "
+                "signing, or signed with another key"
+            )
+
+    def fetch(
+        self, model: str, version: int, dest_dir: Path | None = None, only: list[str] | None = None
+    ) -> Path:
         """Download version files into the local cache (re-verifying what is already there) and
-        return the cache directory, or a verified copy in dest_dir. Every sha256 is checked."""
+        return the cache directory, or a verified copy in dest_dir. The manifest is checked
+        (verify_manifest) and then every file's sha256, or only those of ``only``."""
         manifest = self.get_manifest(model, version)
+        self.verify_manifest(model, version, manifest)
         bucket_dir = self.cache_dir / "registry" / self.store.bucket
         cached = bucket_dir / model / str(version)
         prefix = self._version_prefix(model, version)
-        for rel, meta in manifest["files"].items():
+        wanted = manifest["files"] if only is None else {r: manifest["files"].get(r) for r in only}
+        for rel, meta in wanted.items():
+            if meta is None:
+                raise IntegrityError(f"{model}:{version}: the manifest lists no file {rel!r}")
             rel = _safe_relpath(rel, f"manifest of {model}:{version}")
             local = cached / rel
             if local.is_file() and sha256_file(local) == meta["sha256"]:
@@ -306,7 +333,7 @@ class Registry:
         if dest_dir is None:
             return cached
         dest_dir = Path(dest_dir)
-        for rel in list(manifest["files"]) + [MANIFEST]:
+        for rel in list(wanted) + [MANIFEST]:
             (dest_dir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cached / rel, dest_dir / rel)
         return dest_dir
@@ -352,6 +379,7 @@ class Registry:
         previous = current.version if current else None
         event = {
             "event": event_type,
+            "event_id": uuid.uuid4().hex,
             "version": int(version),
             "previous_version": previous,
             "at": _now(),
@@ -368,6 +396,10 @@ class Registry:
             "reason": reason,
             "history": (current.history if current else []) + [event],
         }
+        # The event is written first, as the intent; the alias object is the truth. A crash or a
+        # lost race between the two writes leaves an intent whose event_id no alias history holds,
+        # and audit_events reports it as not applied: the log never lacks a move that happened.
+        self.record_event(model, {**event, "alias": alias})
         try:
             if expected_etag is None:
                 etag = self.store.put_json(key, record, if_none_match=True)
@@ -378,7 +410,6 @@ class Registry:
             raise AliasConflict(
                 f"{model}@{alias} {state}: another writer moved it first; read it again and retry"
             ) from None
-        self.record_event(model, {**event, "alias": alias, "etag": etag})
         history = record["history"]
         return AliasRecord(model, alias, int(version), etag, event["at"], actor, reason, history)
 
@@ -393,7 +424,20 @@ class Registry:
         self.store.put_json(key, event, if_none_match=True)
         return key
 
-    def audit_events(self, model: str) -> list[dict[str, Any]]:
-        """Audit events of a model (alias moves, approvals), oldest first."""
+    def audit_events(self, model: str, include_unapplied: bool = False) -> list[dict[str, Any]]:
+        """Audit events of a model (alias moves, approvals), oldest first. An alias move counts
+        as applied when its event_id is in that alias's history; moves that never happened (a
+        lost race, a crash before the alias write) are left out unless include_unapplied, and
+        then carry ``applied: false``."""
         keys = sorted(self.store.list_keys(f"{self._model_prefix(model)}audit.log.d/"))
-        return [self.store.get_json(key) for key in keys]
+        events = [self.store.get_json(key) for key in keys]
+        histories: dict[str, set[str]] = {}
+        for event in events:
+            alias = event.get("alias")
+            if not event.get("event_id") or not alias:
+                continue
+            if alias not in histories:
+                record = self.get_alias(model, alias)
+                histories[alias] = {h.get("event_id") for h in (record.history if record else [])}
+            event["applied"] = event["event_id"] in histories[alias]
+        return [e for e in events if include_unapplied or e.get("applied", True)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelgate.registry.signing import signature_status
 from modelgate.registry.versions import Registry, parse_ref
 from modelgate.summary import checks_rows, metrics_rows, text_table
 
@@ -65,7 +66,12 @@ def show(ref: str, registry: Registry | None = None) -> dict[str, Any]:
     registry = registry or Registry.from_settings()
     parsed = parse_ref(ref)
     version = registry.resolve(parsed)
-    payload: dict[str, Any] = {"ref": str(parsed), "uri": version.uri, "manifest": version.manifest}
+    payload: dict[str, Any] = {
+        "ref": str(parsed),
+        "uri": version.uri,
+        "signature": signature_status(version.manifest, registry.signing_key),
+        "manifest": version.manifest,
+    }
     if parsed.alias is not None:
         payload["alias"] = registry.get_alias(parsed.model, parsed.alias).to_dict()
     return payload
@@ -78,6 +84,7 @@ def format_show(payload: dict[str, Any]) -> str:
         f"{manifest['model']}:{manifest['version']}  status {manifest.get('status')}  "
         f"created {manifest.get('created_at')}",
         f"location: {payload['uri']}",
+        f"signature: {payload['signature']}",
         f"git commit: {manifest.get('git_commit')}   backend: {manifest.get('keras_backend')}   "
         f"device: {manifest.get('training', {}).get('device')}",
         f"prefect flow run: {manifest.get('prefect_flow_run_id')}",
