@@ -65,10 +65,12 @@ def format_run_summary(summary: dict[str, Any]) -> str:
                 checks_rows(verdict["checks"]),
             )
         ]
-    # Links a browser opens (presigned, valid for 7 days) where there are some, else the s3 URI.
-    for label, link, uri in (("report", "report_link", "report_uri"), ("data docs", "data_docs_link", "data_docs_uri")):
-        if summary.get(link) or summary.get(uri):
-            lines.append(f"{label}: {summary.get(link) or summary[uri]}")
+    # Commands that make a fresh link when run (docs/design.md, "Links and artifacts"): a stored
+    # link would expire, and an s3:// URI opens nowhere.
     if summary.get("model") and summary.get("version"):
-        lines.append(f"manifest: modelgate registry show {summary['model']}:{summary['version']} --json")
+        ref = f"{summary['model']}:{summary['version']}"
+        lines.append(f"report: modelgate open {ref} report")
+        if summary.get("data_docs_uri"):
+            lines.append(f"data docs: modelgate open {ref} docs")
+        lines.append(f"manifest: modelgate registry show {ref} --json")
     return "\n".join(lines)

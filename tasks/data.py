@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 
 from modelgate.config import PipelineConfig
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.pipelines.base import Pipeline
 from tasks.context import current_run_id, object_store
+from tasks.ui import artifact_key
 from validations.runner import ValidationFailed, ValidationReport
 
 
@@ -27,28 +28,25 @@ def validate_dataset(pipeline: Pipeline, cfg: PipelineConfig, snapshot: DatasetS
 
     A failing suite raises ValidationFailed, which stops the flow before any training.
     """
+    run_id = current_run_id()
     try:
-        report = pipeline.validate(cfg, object_store(), snapshot, current_run_id())
+        report = pipeline.validate(cfg, object_store(), snapshot, run_id)
     except ValidationFailed as exc:
-        _publish_validation(exc.report)
+        _publish_validation(pipeline.name, exc.report, run_id)
         raise
-    _publish_validation(report)
+    _publish_validation(pipeline.name, report, run_id)
     return report
 
 
-def _publish_validation(report: ValidationReport) -> None:
-    data = report.to_dict()
-    if data.get("docs_url"):
-        create_link_artifact(
-            key="data-docs",
-            link=data["docs_url"],
-            link_text="Great Expectations Data Docs",
-            description=f"Validation results ({data.get('docs_uri')})",
-        )
-    create_markdown_artifact(key="validation", markdown=validation_markdown(data), description="Data validation")
+def _publish_validation(pipeline: str, report: ValidationReport, run_id: str) -> None:
+    # No presigned link to the Data Docs: it would expire in a week, and it signs index.html only,
+    # so the site's other pages fail on a private bucket. `modelgate open RUN docs` copies the site.
+    create_markdown_artifact(key=artifact_key(pipeline, "validation"),
+                             markdown=validation_markdown(report.to_dict(), run_id),
+                             description=f"{pipeline}: data validation")
 
 
-def validation_markdown(data: dict) -> str:
+def validation_markdown(data: dict, run_id: str) -> str:
     """What a person wants from a validation run: verdict, row accounting, each expectation."""
     dropped = ", ".join(f"{reason}: {n}" for reason, n in sorted(data["dropped"].items())) or "none"
     lines = [
@@ -59,7 +57,7 @@ def validation_markdown(data: dict) -> str:
         f"({data['dropped_fraction']:.2%}; allowed {data['max_filtered_fraction']:.2%})",
         f"- rows flagged by the quality suite: {data['quality_flagged_rows']}",
         f"- quarantine: `{data['quarantine_uri']}`",
-        f"- Data Docs: `{data['docs_uri']}`",
+        f"- Data Docs: `modelgate open {run_id} docs` (stored at `{data['docs_uri']}`)",
         "",
         "| phase | expectation | column | result | unexpected |",
         "|---|---|---|---|---|",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_image_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from modelgate.config import PipelineConfig
 from modelgate.evaluation.result import Evaluation
@@ -11,6 +11,7 @@ from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
 from modelgate.summary import metrics_rows
 from tasks.context import current_run_id, object_store
+from tasks.ui import artifact_key, png_markdown
 
 
 @task(name="evaluate")
@@ -21,16 +22,20 @@ def evaluate_model(
     store = object_store()
     evaluation = pipeline.evaluate(cfg, store, trained, features, current_run_id())
     create_table_artifact(
-        key="metrics",
+        key=artifact_key(cfg.pipeline, "metrics"),
         table=[
             {"metric": name, "value": value, "95% interval": interval}
             for name, value, interval in metrics_rows(evaluation.metrics)
         ],
         description=f"{cfg.pipeline}: test metrics with bootstrap 95% intervals",
     )
-    # Prefect image artifacts take a URL: a presigned link to the PNG in object storage.
+    # The PNG itself, embedded in a Markdown artifact: an image artifact holds only a URL, and a
+    # presigned one is dead after a week.
     for name, uri in evaluation.plots.items():
-        create_image_artifact(
-            image_url=store.presigned_url(uri), key=f"plot-{name.replace('_', '-')}", description=name
+        title = name.replace("_", " ")
+        create_markdown_artifact(
+            key=artifact_key(cfg.pipeline, f"plot-{name}"),
+            markdown=png_markdown(title, store.get_bytes(store.key_of(uri))),
+            description=f"{cfg.pipeline}: {title} ({uri})",
         )
     return evaluation

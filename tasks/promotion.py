@@ -5,7 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
+from modelgate import events
 from modelgate.registry import promotion
+from modelgate.registry.refs import parse_ref
 from modelgate.registry import Registry
 from tasks.context import current_run_id, object_store
 
@@ -24,9 +26,19 @@ def gate_candidate(ref: str, against: str) -> dict:
 
 @task(name="record-approval")
 def record_approval(ref: str, alias: str, approved: bool, approver: str, comment: str) -> str:
+    """The decision as an audit event. The name typed in the form is not authenticated; where
+    Prefect records who resumed the run (Prefect Cloud), that identity is the recorded actor and
+    the typed name goes into the reason. Prefect's open-source server records no user: the typed
+    name is all there is (docs/automations.md)."""
+    run_id = current_run_id()
+    resumer = events.resumed_by(run_id)
+    actor, reason = approver, comment
+    if resumer is not None:
+        actor, reason = resumer, f"{comment} (typed name: {approver})".strip()
+    parsed = parse_ref(ref)
+    events.emit_approval(parsed.model, parsed.version, alias, approved, approver, resumer)
     return promotion.record_approval(
-        _registry(), ref, alias, approved=approved, approver=approver, comment=comment,
-        flow_run_id=current_run_id(),
+        _registry(), ref, alias, approved=approved, approver=actor, comment=reason, flow_run_id=run_id,
     )
 
 
@@ -38,6 +50,8 @@ def move_alias(ref: str, alias: str, actor: str, reason: str, force: bool) -> di
         details={"flow_run_id": current_run_id()},
     )
     print(move.line())
+    if move.changed:
+        events.emit_alias_move(move.to_dict(), "promote")
     return move.to_dict()
 
 

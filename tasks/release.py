@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from modelgate.config import PipelineConfig
+from modelgate import events
 from modelgate.data.snapshot import DatasetSnapshot
+from modelgate.evaluation.report import embed_images
 from modelgate.evaluation.result import Evaluation
 from modelgate.gate import Verdict
 from modelgate.pipelines.base import Pipeline
@@ -14,6 +16,7 @@ from modelgate.pipelines.results import TrainedModel
 from modelgate.registry import release
 from modelgate.summary import checks_rows
 from tasks.context import current_run_id, object_store
+from tasks.ui import artifact_key, open_lines
 from validations.runner import ValidationReport
 
 
@@ -22,7 +25,7 @@ def gate_model(cfg: PipelineConfig, evaluation: Evaluation) -> Verdict:
     """Absolute thresholds from the config and change thresholds against production."""
     verdict = release.gate(cfg, object_store(), evaluation)
     create_table_artifact(
-        key="gate-verdict",
+        key=artifact_key(cfg.pipeline, "gate-verdict"),
         table=[
             dict(zip(["kind", "metric", "rule", "observed", "95% interval", "result"], row))
             for row in checks_rows(verdict.to_dict()["checks"])
@@ -50,11 +53,21 @@ def register_model(
         evaluation=evaluation, verdict=verdict,
     )
     summary = release.register(candidate, store, current_run_id())
-    create_markdown_artifact(key="report", markdown=summary["report_markdown"], description="Model report")
-    create_link_artifact(
-        key="model-version",
-        link=summary["report_link"],
-        link_text=f"{summary['model']} v{summary['version']} report (HTML)",
-        description=f"Manifest: {summary['manifest_uri']}",
+    ref = f"{summary['model']}:{summary['version']}"
+    # The report's plots are embedded (data URIs), so the UI shows them without any link.
+    report_dir = store.key_of(summary["report_uri"]).rsplit("/", 1)[0]
+    report = embed_images(summary["report_markdown"], lambda path: store.get_bytes(f"{report_dir}/{path}"))
+    create_markdown_artifact(key=artifact_key(cfg.pipeline, "report"), markdown=report,
+                             description=f"Model report of {ref}")
+    create_markdown_artifact(
+        key=artifact_key(cfg.pipeline, "model-version"),
+        markdown="\n".join([f"## {ref} ({summary['status']})", "",
+                            "Fresh links on demand (a signed URL, or a local copy of the Data Docs):", "",
+                            *open_lines(ref, "report", "docs", "report/model_card.md", "metrics.json"),
+                            f"- manifest: `{summary['manifest_uri']}`", ""]),
+        description=f"{ref}: where its files are",
     )
-    return {k: v for k, v in summary.items() if k != "report_markdown"}
+    # After registration, so that both events name the version (an automation's notification can).
+    events.emit_gate(summary["model"], summary["version"], summary["verdict"], summary["metrics"])
+    events.emit_registered(summary)
+    return {k: v for k, v in summary.items() if k not in ("report_markdown", "report_link", "data_docs_link")}

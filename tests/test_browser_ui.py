@@ -74,11 +74,11 @@ def test_a_quick_run_started_from_the_ui_completes_with_its_metrics(ui_stack):
 
             page.goto(f"{ui_url}/runs/flow-run/{run['id']}", timeout=UI_TIMEOUT_MS)
             page.get_by_text("Artifacts", exact=True).click(timeout=UI_TIMEOUT_MS)
-            for key in ("metrics", "gate-verdict", "report"):
+            for key in ("intent-ood-metrics", "intent-ood-gate-verdict", "intent-ood-report"):
                 page.get_by_text(key, exact=True).first.wait_for(timeout=UI_TIMEOUT_MS)
             page.get_by_text("Gate decision:").first.wait_for(timeout=UI_TIMEOUT_MS)
             # The metrics table itself, on the artifact's own page (whatever the verdict).
-            page.get_by_text("metrics", exact=True).first.click(timeout=UI_TIMEOUT_MS)
+            page.get_by_text("intent-ood-metrics", exact=True).first.click(timeout=UI_TIMEOUT_MS)
             page.get_by_text("ood_auprc").first.wait_for(timeout=UI_TIMEOUT_MS)
         finally:
             page.screenshot(path=str(shots / "prefect-ui-quick-run-artifacts.png"), full_page=True)

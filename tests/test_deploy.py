@@ -82,3 +82,54 @@ def test_the_run_form_offers_every_profile_of_the_pipeline(pipeline):
     profiles = {"default", *(yaml.safe_load(root.read_text()).get("profiles") or {})}
     hints = typing.get_type_hints(FLOWS[pipeline].fn)
     assert set(typing.get_args(hints["profile"])) == profiles
+
+
+def test_a_deployments_own_pool_job_variables_trigger_and_concurrency_are_honoured(prefect_server, tmp_path, monkeypatch):
+    """A team's prefect.yaml (a copy with its own pool): what the server stores, read back."""
+    import shutil
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.workers.process import ProcessWorker
+
+    monkeypatch.setenv("MODELGATE_WORK_POOL", "modelgate-deploy-test")
+    shutil.copytree(REPO / "flows", tmp_path / "flows")
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    [entry] = [e for e in spec["deployments"] if e["name"] == "train-nli"]
+    entry["work_pool"] = {"name": "team-gpu", "work_queue_name": "default",
+                          "job_variables": {"env": {"CUDA_VISIBLE_DEVICES": "0"}}}
+    entry["concurrency_limit"] = {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    entry["triggers"] = [{"type": "event", "enabled": True, "match": {"prefect.resource.id": "modelgate.model.nli"},
+                          "expect": ["modelgate.gate.refused"], "parameters": {"profile": "quick"}}]
+    spec["deployments"] = [entry]
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump(spec))
+
+    with pytest.raises(DeployError, match="uses work pool 'team-gpu', which does not exist"):
+        deploy(prefect_server, tmp_path)
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="team-gpu", type="process",
+                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+    for _ in range(2):  # deploying twice replaces the trigger's automation, never duplicates it
+        assert deploy(prefect_server, tmp_path).deployments == ["nli/train-nli"]
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("nli/train-nli")
+    # Explicit paging: this client's read_automations sends nulls the server rejects.
+    automations = [a for a in api(prefect_server, "/automations/filter", {"limit": 200, "offset": 0, "sort": "CREATED_DESC"})
+                   if any(action.get("deployment_id") == str(deployment.id) for action in a["actions"])]
+    assert deployment.work_pool_name == "team-gpu"
+    assert deployment.job_variables == {"env": {"CUDA_VISIBLE_DEVICES": "0"}}
+    assert deployment.global_concurrency_limit.limit == 1
+    assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+    [automation] = automations
+    assert automation["trigger"]["expect"] == ["modelgate.gate.refused"]
+    assert automation["actions"][0]["parameters"] == {"profile": "quick"}
+
+
+def test_a_malformed_concurrency_limit_is_named(prefect_server, tmp_path):
+    shutil_spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    entry = dict(shutil_spec["deployments"][0], concurrency_limit={"limit": "one"})
+    (tmp_path / "flows").symlink_to(REPO / "flows")
+    (tmp_path / "prefect.yaml").write_text(yaml.safe_dump({**shutil_spec, "deployments": [entry]}))
+    with pytest.raises(DeployError, match="concurrency_limit of 'train-intent-ood' must be a number"):
+        deploy(prefect_server, tmp_path)

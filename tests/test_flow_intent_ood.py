@@ -69,8 +69,8 @@ def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_e
     assert "ood_threshold" in json.loads(object_store.get_bytes(f"{prefix}/inference.json"))
 
     keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
-    assert {"metrics", "gate-verdict", "report", "validation", "training", "model-version"} <= keys
-    assert {"plot-reliability-diagram", "plot-ood-precision-recall", "plot-ood-roc"} <= keys
+    assert {"intent-ood-metrics", "intent-ood-gate-verdict", "intent-ood-report", "intent-ood-validation", "intent-ood-training", "intent-ood-model-version"} <= keys
+    assert {"intent-ood-plot-reliability-diagram", "intent-ood-plot-ood-precision-recall", "intent-ood-plot-ood-roc"} <= keys
 
     predictor = load_predictor("intent-ood:1", object_store)
     predictions = predictor.predict(["please help with alarm, test query 0", "zzz"])

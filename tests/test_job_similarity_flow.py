@@ -92,7 +92,7 @@ def test_flow_registers_encoder_with_comparison_and_predicts(tmp_path, flow_env,
     assert inference["task"] == "similarity" and inference["sequence_length"] == 8
 
     keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
-    assert {"metrics", "gate-verdict", "report", "validation", "training", "plot-title-similarity-heatmap"} <= keys
+    assert {"job-similarity-metrics", "job-similarity-gate-verdict", "job-similarity-report", "job-similarity-validation", "job-similarity-training", "job-similarity-plot-title-similarity-heatmap"} <= keys
 
     predictor = load_predictor("job-similarity:1", object_store)
     [pair] = predictor.predict(["Data Analyst", "data  analyst"])

@@ -93,8 +93,8 @@ def test_flow_quarantines_no_gold_rows_registers_and_predicts_pairs(tmp_path, fl
     assert json.loads(object_store.get_bytes(f"{prefix}/labels.json")) == LABELS
 
     keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
-    assert {"metrics", "gate-verdict", "report", "validation", "training", "model-version",
-            "plot-confusion-matrix", "plot-reliability-diagram"} <= keys
+    assert {"nli-metrics", "nli-gate-verdict", "nli-report", "nli-validation", "nli-training", "nli-model-version",
+            "nli-plot-confusion-matrix", "nli-plot-reliability-diagram"} <= keys
 
     # The predictor packs [CLS] hypothesis [SEP] premise [SEP], as the model was trained.
     premise, hypothesis = "a dog is sitting in the park.", "a dog is sleeping at home."

@@ -13,7 +13,7 @@ from PIL import Image
 from modelgate.evaluation import metrics as m
 from modelgate.evaluation import plots
 from modelgate.evaluation.bootstrap import MetricValue, evaluate_ood_classifier
-from modelgate.evaluation.report import render_model_card, render_report, render_report_markdown
+from modelgate.evaluation.report import embed_images, render_model_card, render_report, render_report_markdown
 from modelgate.gate import evaluate_gate, load_gate_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -202,3 +202,23 @@ def test_model_card_has_every_section(evaluation):
     assert f"| ece | {values['ece'].value:.4f} |" in card and "lower is better" in card
     assert "```\nmodelgate predict intent-ood:4 'book a flight'\n```" in card
     assert "Gate: FAIL" in card
+
+
+def test_embedded_markdown_carries_each_plot_byte_for_byte(evaluation, plot_files, tmp_path):
+    """What the Prefect UI shows: every relative PNG link becomes a data URI of that very file, so
+    the images need no link (and none expires); other links are left as they are."""
+    files = render_report(tmp_path / "report", title="t", model="intent-ood", version=1, lineage=LINEAGE,
+                          metrics=evaluation[3], plots=plot_files)
+    md = files.markdown.read_text() + "\n![logo](https://example.org/logo.png)\n"
+    read: list[str] = []
+
+    def from_report_dir(path: str) -> bytes:
+        read.append(path)
+        return (tmp_path / "report" / path).read_bytes()
+
+    embedded = embed_images(md, from_report_dir)
+    assert sorted(read) == sorted(f"plots/{name}" for name in ("rel.png", "pr.png", "roc.png", "cm.png"))
+    sources = re.findall(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", embedded)
+    assert sorted(base64.b64decode(s) for s in sources) == sorted(
+        (tmp_path / "report" / p).read_bytes() for p in read)
+    assert "(plots/" not in embedded and "![logo](https://example.org/logo.png)" in embedded

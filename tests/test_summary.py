@@ -1,4 +1,5 @@
-"""What `modelgate run` prints at the end: links a person can open, not s3:// URIs."""
+"""What `modelgate run` prints at the end: commands a person runs to open the report and the Data
+Docs (each makes a fresh link), never s3:// URIs or stored links that expire."""
 
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ def _summary(**extra) -> dict:
     }
 
 
-def test_the_summary_prints_browser_links_and_how_to_read_the_manifest():
+def test_the_summary_prints_open_commands_not_uris_or_expiring_links():
     text = format_run_summary(_summary(
         report_link="http://127.0.0.1:8333/b/registry/intent-ood/versions/3/report/report.html?X-Amz-Signature=abc",
-        data_docs_link="http://127.0.0.1:8333/b/validation/x/docs/index.html?X-Amz-Signature=def",
     ))
-    assert "report: http://127.0.0.1:8333/" in text and "data docs: http://127.0.0.1:8333/" in text
-    assert "s3://" not in text
+    assert "report: modelgate open intent-ood:3 report" in text
+    assert "data docs: modelgate open intent-ood:3 docs" in text
     assert "manifest: modelgate registry show intent-ood:3 --json" in text
+    assert "s3://" not in text and "X-Amz-Signature" not in text
 
 
-def test_without_links_the_summary_falls_back_to_the_uris():
-    text = format_run_summary(_summary())
-    assert "report: s3://b/registry/intent-ood/versions/3/report/report.html" in text
+def test_a_run_without_data_docs_offers_no_docs_command():
+    text = format_run_summary(_summary(data_docs_uri=""))
+    assert "modelgate open intent-ood:3 report" in text and "docs" not in text

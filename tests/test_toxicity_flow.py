@@ -77,8 +77,8 @@ def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, flow_env, 
     assert inference["family"] == "encoder" and inference["storage"] == "whole" and inference["lora_rank"] == 4
 
     keys = artifact_keys(os.environ["PREFECT_API_URL"], outcome.flow_run_id)
-    assert {"validation", "training", "metrics", "gate-verdict", "report", "model-version",
-            "plot-roc-curve", "plot-confusion-matrix"} <= keys
+    assert {"toxicity-validation", "toxicity-training", "toxicity-metrics", "toxicity-gate-verdict", "toxicity-report", "toxicity-model-version",
+            "toxicity-plot-roc-curve", "toxicity-plot-confusion-matrix"} <= keys
 
     predictions = load_predictor("toxicity:1", object_store).predict(TEXTS)
     assert [p.label in CLASSES for p in predictions] == [True, True]

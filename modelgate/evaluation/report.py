@@ -2,7 +2,9 @@
 
 Inputs are plain values (dicts, MetricValue, Verdict or their to_dict() forms) so every pipeline
 can call these with what it already has. The HTML embeds plots as base64 data URIs so one file
-opened from S3 or a CI artifact shows everything; the Markdown links the PNGs next to it.
+opened from S3 or a CI artifact shows everything; the Markdown links the PNGs next to it, and
+``embed_images`` turns those links into data URIs where the Markdown is shown on its own (the
+Prefect UI's artifacts), so its images never depend on a link that expires.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from modelgate.evaluation.bootstrap import MetricValue
 from modelgate.gate import Verdict
@@ -171,8 +174,21 @@ def _html_table(header: list[str], rows: list[list[Any]], status_column: int | N
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def png_data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
 def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return png_data_uri(path.read_bytes())
+
+
+# A Markdown image whose target is a relative .png path (what render_report_markdown writes).
+_RELATIVE_PNG = re.compile(r"!\[([^\]]*)\]\((?![a-z][a-z0-9+.-]*:)([^)\s]+\.png)\)")
+
+
+def embed_images(markdown: str, read: Callable[[str], bytes]) -> str:
+    """The Markdown with every relative PNG link replaced by a data URI of ``read(path)``."""
+    return _RELATIVE_PNG.sub(lambda m: f"![{m.group(1)}]({png_data_uri(read(m.group(2)))})", markdown)
 
 
 def render_report_html(

@@ -2,7 +2,11 @@
 
 It makes sure the local process work pool and the `gpu` tag concurrency limit exist, then creates
 (or updates) each deployment prefect.yaml declares: entrypoint, description, tags, default
-parameters, the typed parameter schema of the flow (the UI's run form), schedules, pull step.
+parameters, the typed parameter schema of the flow (the UI's run form), schedules, pull step, and
+what a team's setup adds: the deployment's own work pool (``work_pool.name``; the local pool's name
+``modelgate-local`` follows ``MODELGATE_WORK_POOL``) with its ``job_variables``, its
+``concurrency_limit`` (a number, or ``limit`` + ``collision_strategy``), and its ``triggers``
+(automations that run it on events; replaced on every deploy, as ``prefect deploy`` does).
 
 Prefect is imported inside the functions that call the server, not at the top: the stack's services
 (``modelgate stack up/status``) import this module for ``work_pool_name`` and must start fast.
@@ -163,7 +167,52 @@ def _schedules(entry: dict):
     return schedules
 
 
-def _apply(client, project_dir: Path, entry: dict, pull_steps: list, pool: str) -> str:
+def pool_of(work_pool: dict, local_pool: str) -> str:
+    """A deployment's work pool: its own, or the local pool (renamed by MODELGATE_WORK_POOL)."""
+    name = work_pool.get("name")
+    return local_pool if not name or name == WORK_POOL else name
+
+
+def _concurrency(entry: dict):
+    """(limit, options) from ``concurrency_limit: N`` or ``{limit, collision_strategy, ...}``."""
+    from prefect.client.schemas.objects import ConcurrencyOptions
+
+    spec = entry.get("concurrency_limit")
+    if spec is None or isinstance(spec, int):
+        return spec, None
+    if not isinstance(spec, dict) or not isinstance(spec.get("limit"), int):
+        raise DeployError(f"{PREFECT_FILE}: concurrency_limit of {entry['name']!r} must be a number "
+                          f"or a mapping with an integer 'limit', not {spec!r}")
+    options = {k: spec[k] for k in ("collision_strategy", "grace_period_seconds") if k in spec}
+    return spec["limit"], ConcurrencyOptions(**options) if "collision_strategy" in options else None
+
+
+def _triggers(entry: dict) -> list:
+    """prefect.yaml's trigger specs, validated the way `prefect deploy` reads them."""
+    from pydantic import TypeAdapter, ValidationError
+    from prefect.events import DeploymentTriggerTypes
+
+    adapter = TypeAdapter(DeploymentTriggerTypes)
+    triggers = []
+    for number, spec in enumerate(entry.get("triggers") or [], start=1):
+        try:
+            triggers.append(adapter.validate_python({"name": f"{entry['name']}__automation_{number}", **spec}))
+        except ValidationError as exc:
+            raise DeployError(f"{PREFECT_FILE}: trigger {number} of {entry['name']!r} is invalid: {exc}") from None
+    return triggers
+
+
+def _check_pool_exists(client, pool: str, entry: dict) -> None:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        client.read_work_pool(pool)
+    except ObjectNotFound:
+        raise DeployError(f"{PREFECT_FILE}: deployment {entry['name']!r} uses work pool {pool!r}, which "
+                          f"does not exist on the server; create it first (prefect work-pool create)") from None
+
+
+def _apply(client, project_dir: Path, entry: dict, pull_steps: list, local_pool: str) -> str:
     """Create or update one deployment from its prefect.yaml entry; returns FLOW/NAME."""
     # prefect is heavy (~3.5 s to import): see the module docstring
     from prefect.flows import load_flow_from_entrypoint
@@ -171,9 +220,14 @@ def _apply(client, project_dir: Path, entry: dict, pull_steps: list, pool: str) 
 
     flow = load_flow_from_entrypoint(str(project_dir / entry["entrypoint"]))
     schema = parameter_schema(flow.fn).model_dump(exclude_unset=True)
+    work_pool = _render(entry.get("work_pool") or {}, dict(os.environ))
+    pool = pool_of(work_pool, local_pool)
+    if pool != local_pool:
+        _check_pool_exists(client, pool, entry)
+    limit, options = _concurrency(entry)
+    triggers = _triggers(entry)
     flow_id = client.create_flow_from_name(flow.name)
-    work_pool = entry.get("work_pool") or {}
-    client.create_deployment(
+    deployment_id = client.create_deployment(
         flow_id=flow_id,
         name=entry["name"],
         description=entry.get("description") or flow.description,
@@ -186,8 +240,16 @@ def _apply(client, project_dir: Path, entry: dict, pull_steps: list, pool: str) 
         pull_steps=pull_steps,
         work_pool_name=pool,
         work_queue_name=work_pool.get("work_queue_name") or "default",
+        job_variables=work_pool.get("job_variables") or {},
+        concurrency_limit=limit,
+        concurrency_options=options,
         schedules=_schedules(entry),
     )
+    # Replace the automations this deployment owns (its triggers), as `prefect deploy` does.
+    client.delete_resource_owned_automations(f"prefect.deployment.{deployment_id}")
+    for trigger in triggers:
+        trigger.set_deployment_id(deployment_id)
+        client.create_automation(trigger.as_automation())
     return f"{flow.name}/{entry['name']}"
 
 
