@@ -1,7 +1,8 @@
 """Runs the `run:` steps of a GitHub Actions job locally, the way the Actions runner does:
-each step in bash -e with the job's and the step's env, GITHUB_OUTPUT / GITHUB_PATH files, step
-outputs, and `if:` conditions (success() by default). `uses:` steps are actions that only exist on
-GitHub; the caller's environment stands in for them (checkout = this tree, Python = this venv)."""
+each step in bash -e with the job's and the step's env, GITHUB_OUTPUT / GITHUB_PATH /
+GITHUB_STEP_SUMMARY files, step outputs and outcomes, and `if:` conditions (success() by
+default). `uses:` steps are actions that only exist on GitHub; the caller's environment stands in
+for them (checkout = the caller's workspace, Python = this venv)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ class StepResult:
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     log: str = ""
+    summary: str = ""  # what the step appended to $GITHUB_STEP_SUMMARY
+
+    @property
+    def outcome(self) -> str:
+        """`steps.<id>.outcome` as the runner reports it."""
+        if not self.ran:
+            return "skipped"
+        return "success" if self.exit_code == 0 else "failure"
 
 
 class JobRun:
@@ -35,8 +44,13 @@ class JobRun:
     def _value(self, expression: str) -> str:
         scope, _, name = expression.partition(".")
         if scope == "steps":
-            step_id, _, rest = name.partition(".outputs.")
-            return self.steps[step_id].outputs.get(rest, "") if step_id in self.steps else ""
+            step_id, _, rest = name.partition(".")
+            step = self.steps.get(step_id)
+            if step is None:
+                return ""
+            if rest == "outcome":
+                return step.outcome
+            return step.outputs.get(rest.removeprefix("outputs."), "")
         return str(self.context.get(scope, {}).get(name, ""))
 
     def expand(self, text: str) -> str:
@@ -67,6 +81,8 @@ class JobRun:
                 continue
             output_file = cwd / f".github_output_{step_id}"
             output_file.write_text("")
+            summary_file = cwd / f".github_step_summary_{step_id}"
+            summary_file.write_text("")
             extra_path = [p for p in path_file.read_text().splitlines() if p]
             step_env = {
                 **env,
@@ -74,6 +90,7 @@ class JobRun:
                 **{k: self.expand(v) for k, v in (step.get("env") or {}).items()},
                 "GITHUB_OUTPUT": str(output_file),
                 "GITHUB_PATH": str(path_file),
+                "GITHUB_STEP_SUMMARY": str(summary_file),
                 "PATH": os.pathsep.join(extra_path + [env.get("PATH", os.environ["PATH"])]),
             }
             done = subprocess.run(
@@ -82,6 +99,8 @@ class JobRun:
             outputs = dict(
                 line.split("=", 1) for line in output_file.read_text().splitlines() if "=" in line
             )
-            self.steps[step_id] = StepResult(step_id, True, done.returncode, outputs, done.stdout + done.stderr)
+            self.steps[step_id] = StepResult(
+                step_id, True, done.returncode, outputs, done.stdout + done.stderr, summary_file.read_text()
+            )
             failed = failed or done.returncode != 0
         return self.steps

