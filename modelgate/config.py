@@ -2,7 +2,9 @@
 
 Resolution order (later wins): the packaged ``configs/PIPELINE.yaml`` -> its ``profiles.NAME``
 section -> ``--config FILE`` -> ``--set key.path=value``. The result is validated by the pipeline's
-pydantic model, which forbids unknown keys so a typo in ``--set`` is an error, not a silent no-op.
+pydantic model, which forbids unknown keys so a typo in ``--set`` is an error, not a silent no-op,
+and refuses non-finite numbers (``inf``, ``nan``). Every fault is one line that names where the bad
+value came from: the file and line, or the ``--set``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelgate.gate import GateConfig
+from modelgate.messages import decode_utf8, one_line
 
 
 class ConfigError(ValueError):
@@ -25,7 +29,8 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are never a sensible setting: a learning rate of inf trains nothing.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class DataConfig(Section):
@@ -58,6 +63,9 @@ class TrainConfig(Section):
         False, description="batches of similar-length texts, each cut to its longest (faster on short texts)"
     )
     resume: bool = Field(True, description="continue from the last S3 checkpoint of the same inputs")
+    distribution: Literal["auto", "none", "data_parallel"] = Field(
+        "auto", description="auto: data-parallel over every device when JAX sees more than one (else one device)"
+    )
 
 
 class EvaluateConfig(Section):
@@ -66,8 +74,9 @@ class EvaluateConfig(Section):
     calibrate: bool = Field(
         True, description="fit temperature (and SNGP mean-field factor) on the validation splits"
     )
-    mean_field_grid: list[float] = Field(
+    mean_field_grid: list[Annotated[float, Field(ge=0.0)]] = Field(
         default_factory=lambda: [0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+        min_length=1,
         description="mean-field factors tried when calibrating an SNGP head",
     )
 
@@ -99,15 +108,38 @@ def packaged_config_path(pipeline: str) -> Path:
     return path
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: what is wrong, and its line and column when known."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or exc
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{one_line(problem)}{where}"
+
+
+def _read_config_text(path: Path) -> str:
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; give a YAML file") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} could not be read: {exc.strerror or exc}") from None
+    return decode_utf8(raw, f"config file {path}", ConfigError)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(_read_config_text(path)) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of sections (data:, model:, train: ...) "
+            f"at the top level, not a {type(data).__name__}"
+        )
     return data
 
 
@@ -125,28 +157,112 @@ def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     """Apply one ``a.b.c=value`` override; the value is parsed as YAML (numbers, lists, booleans)."""
     path, sep, raw = assignment.partition("=")
     if not sep or not path.strip():
-        raise ConfigError(f"override {assignment!r} must look like key.path=value")
+        raise ConfigError(f"--set {assignment!r} must look like key.path=value (e.g. train.epochs=3)")
+    keys = path.strip().split(".")
+    if not all(key.strip() for key in keys):
+        raise ConfigError(f"--set {assignment!r}: the key path {path.strip()!r} has an empty part")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {assignment!r}: value is not valid YAML: {exc}") from None
-    keys = path.strip().split(".")
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML: {_yaml_problem(exc)}") from None
     node = data
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"override {assignment!r}: {key!r} is not a section")
+            raise ConfigError(f"--set {assignment!r}: {key!r} is a value, not a section")
         node = child
     node[keys[-1]] = value
     return data
 
 
-def _format_validation_error(pipeline: str, exc: ValidationError) -> str:
-    lines = [f"invalid configuration for pipeline {pipeline!r}:"]
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        lines.append(f"  {where}: {error['msg']}")
-    return "\n".join(lines)
+@dataclass
+class _Sources:
+    """What was merged, kept to say where a rejected setting came from."""
+
+    packaged: Path
+    profile: str
+    profile_data: dict[str, Any]
+    config_file: Path | None
+    file_data: dict[str, Any]
+    overrides: list[str]
+
+    def origin(self, loc: tuple) -> str:
+        keys = [str(part) for part in loc]
+        for assignment in reversed(self.overrides):  # the last --set of a key is the one that counts
+            path = assignment.partition("=")[0].strip().split(".")
+            if path[: len(keys)] == keys[: len(path)]:
+                return f"--set {assignment}"
+        if self.config_file and _holds(self.file_data, loc):
+            line = _yaml_line(self.config_file, loc)
+            return f"{self.config_file}" + (f" line {line}" if line else "")
+        if self.profile != "default" and _holds(self.profile_data, loc):
+            return f"profile {self.profile!r} in {self.packaged}"
+        return str(self.packaged)
+
+
+def _holds(data: Any, loc: tuple) -> bool:
+    """Whether ``data`` (one merged layer) sets the value at ``loc``."""
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _yaml_line(path: Path, loc: tuple) -> int | None:
+    """The line of ``loc``'s key in a YAML file, from the parser's node marks."""
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == str(part)]
+            if not match:
+                return line
+            key, node = match[-1]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _known_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys the section at ``loc`` accepts (empty when it is not a model)."""
+    model: Any = schema
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        model = field.annotation if field else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return sorted(model.model_fields)
+
+
+def _describe_error(error: dict[str, Any], schema: type[BaseModel], sources: _Sources) -> str:
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(schema, loc[:-1])
+        what = "unknown key" + (f" (known keys here: {', '.join(known)})" if known else "")
+    else:
+        what = error["msg"]
+        value = error.get("input")
+        if not isinstance(value, (dict, list)):
+            shown = repr(value)
+            what += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return f"{'.'.join(str(part) for part in loc)}: {what}, from {sources.origin(loc)}"
+
+
+def _format_validation_error(pipeline: str, exc: ValidationError, schema: type[BaseModel],
+                             sources: _Sources) -> str:
+    problems = "; ".join(_describe_error(error, schema, sources) for error in exc.errors())
+    return f"invalid configuration for {pipeline}: {problems}"
 
 
 def load_config(
@@ -156,15 +272,20 @@ def load_config(
     config_file: str | Path | None = None,
     overrides: list[str] | None = None,
 ) -> PipelineConfig:
-    raw = _read_yaml(packaged_config_path(pipeline))
+    packaged = packaged_config_path(pipeline)
+    raw = _read_yaml(packaged)
     profiles = raw.pop("profiles", {}) or {}
+    profile_data: dict[str, Any] = {}
     if profile != "default":
         if profile not in profiles:
             known = ", ".join(["default", *sorted(profiles)])
             raise ConfigError(f"unknown profile {profile!r} for {pipeline}; known profiles: {known}")
-        raw = deep_merge(raw, profiles[profile])
+        profile_data = profiles[profile]
+        raw = deep_merge(raw, profile_data)
+    file_data: dict[str, Any] = {}
     if config_file:
-        raw = deep_merge(raw, _read_yaml(Path(config_file)))
+        file_data = _read_yaml(Path(config_file))
+        raw = deep_merge(raw, file_data)
     for assignment in overrides or []:
         raw = apply_override(raw, assignment)
     raw["pipeline"] = pipeline
@@ -172,4 +293,6 @@ def load_config(
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(pipeline, exc)) from None
+        sources = _Sources(packaged, profile, profile_data, Path(config_file) if config_file else None,
+                           file_data, list(overrides or []))
+        raise ConfigError(_format_validation_error(pipeline, exc, schema, sources)) from None

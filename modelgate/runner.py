@@ -10,6 +10,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from modelgate import stack
 from modelgate.config import ConfigError
+from modelgate.messages import one_line
+from modelgate.runlog import run_log, run_log_path
 from modelgate.settings import Settings, load_settings
 from modelgate.summary import format_run_summary
 from validations.runner import ValidationFailed
@@ -25,6 +27,7 @@ class RunOutcome:
     error: str | None = None
     flow_run_id: str | None = None
     ui_url: str | None = None
+    log_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,15 +37,26 @@ class RunOutcome:
             "error": self.error,
             "flow_run_id": self.flow_run_id,
             "ui_url": self.ui_url,
+            "log_file": self.log_file,
         }
 
+    def error_line(self) -> str | None:
+        """The root cause in one line, for stderr; None when the pipeline ran."""
+        if not self.error:
+            return None
+        label = "validation stopped the run" if self.exit_code == EXIT_VALIDATION else "run failed"
+        return f"{label}: {self.error}"
+
+    def details_line(self) -> str | None:
+        """Where a failed run's details are: its log file and its page in the Prefect UI."""
+        places = [self.log_file] if self.log_file else []
+        if self.ui_url:
+            places.append(f"Prefect run {self.ui_url}")
+        return f"details: {', '.join(places)}" if self.error and places else None
+
     def describe(self) -> str:
-        lines = []
-        if self.summary:
-            lines.append(format_run_summary(self.summary))
-        if self.error:
-            label = "validation stopped the run" if self.exit_code == EXIT_VALIDATION else "run failed"
-            lines.append(f"{label}: {self.error}")
+        """What the pipeline produced (stdout); a failure is said by error_line and details_line."""
+        lines = [format_run_summary(self.summary)] if self.summary else []
         if self.ui_url:
             lines.append(f"Prefect run: {self.ui_url}")
         return "\n".join(lines)
@@ -83,25 +97,34 @@ def run_pipeline(
         flow_fn = FLOWS[pipeline]
         settings = load_settings()
     except (ConfigError, ValueError) as exc:
-        return RunOutcome(pipeline, EXIT_ERROR, error=str(exc))
+        return RunOutcome(pipeline, EXIT_ERROR, error=one_line(exc))
 
     try:
         api_url = ensure_services(settings)
     except Exception as exc:  # the stack could not start: say so, exit 2
-        return RunOutcome(pipeline, EXIT_ERROR, error=f"could not start the local stack: {exc}")
+        return RunOutcome(pipeline, EXIT_ERROR, error=f"could not start the local stack: {one_line(exc)}")
 
-    with temporary_settings({PREFECT_API_URL: api_url}):
-        state = flow_fn(
-            profile=profile, config_file=config_file, overrides=overrides, return_state=True
-        )
+    log_file = run_log_path(settings.home, pipeline)
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}), run_log(log_file):
+            state = flow_fn(
+                profile=profile, config_file=config_file, overrides=overrides, return_state=True
+            )
+    except Exception as exc:  # the flow did not even start (e.g. the Prefect API refused it)
+        return RunOutcome(pipeline, EXIT_ERROR, error=f"the flow could not start: {one_line(exc)}",
+                          log_file=str(log_file))
+    return _outcome(pipeline, state, api_url, str(log_file))
+
+
+def _outcome(pipeline: str, state, api_url: str, log_file: str) -> RunOutcome:
+    """The flow's final state as an outcome: the summary, or the root cause of its failure."""
     flow_run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
     ui_url = _prefect_ui_url(api_url, flow_run_id)
     result = state.result(raise_on_failure=False)
+    where = {"flow_run_id": flow_run_id, "ui_url": ui_url, "log_file": log_file}
     if state.is_completed():
-        return RunOutcome(pipeline, EXIT_OK, summary=result, flow_run_id=flow_run_id, ui_url=ui_url)
+        return RunOutcome(pipeline, EXIT_OK, summary=result, **where)
     if isinstance(result, ValidationFailed):
-        return RunOutcome(
-            pipeline, EXIT_VALIDATION, error=str(result), flow_run_id=flow_run_id, ui_url=ui_url
-        )
-    message = str(result) if isinstance(result, BaseException) else f"flow ended {state.type.value}"
-    return RunOutcome(pipeline, EXIT_ERROR, error=message, flow_run_id=flow_run_id, ui_url=ui_url)
+        return RunOutcome(pipeline, EXIT_VALIDATION, error=str(result), **where)
+    message = one_line(result) if isinstance(result, BaseException) else f"flow ended {state.type.value}"
+    return RunOutcome(pipeline, EXIT_ERROR, error=message, **where)

@@ -33,10 +33,13 @@ from modelgate.data.sources import (
     Source,
     find_in_layout,
     load_tfds_splits,
+    decode_text,
     local_copy,
     read_s3_bytes,
+    read_text_file,
     resolve_source,
 )
+from modelgate.messages import one_line
 from modelgate.settings import Settings, load_settings
 from modelgate.storage import ObjectStore
 
@@ -167,23 +170,26 @@ def small_from_full(frame: pd.DataFrame, per_intent: int = SMALL_TRAIN_PER_INTEN
 def read_clinc_file(path: Path) -> pd.DataFrame:
     """Read a CLINC JSON-layout, CSV or JSON Lines file, chosen by its suffix."""
     suffix = path.suffix.lower()
-    raw = path.read_bytes()
+    if suffix not in (".json", ".csv", ".jsonl", ".ndjson"):
+        raise DataSourceError(
+            f"cannot read CLINC from {path}: expected .json ({_JSON_LAYOUT}), .csv or .jsonl "
+            "with columns split, text, intent"
+        )
+    text = read_text_file(path)
     if suffix == ".json":
         try:
-            payload = json.loads(raw)
+            payload = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataSourceError(f"{path} is not valid JSON: {exc}") from exc
         return clinc_from_json_layout(payload)
-    if suffix == ".csv":
-        frame = pd.read_csv(io.BytesIO(raw), dtype={"text": str}, keep_default_na=False)
-        return clinc_from_records(frame, str(path))
-    if suffix in (".jsonl", ".ndjson"):
-        frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False)
-        return clinc_from_records(frame, str(path))
-    raise DataSourceError(
-        f"cannot read CLINC from {path}: expected .json ({_JSON_LAYOUT}), .csv or .jsonl "
-        "with columns split, text, intent"
-    )
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(io.StringIO(text), dtype={"text": str}, keep_default_na=False)
+        else:
+            frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataSourceError(f"{path} is not a readable {suffix[1:].upper()} table: {one_line(exc)}") from exc
+    return clinc_from_records(frame, str(path))
 
 
 def load_clinc(
@@ -264,7 +270,10 @@ def _read_domains(source: Source, store: ObjectStore | None) -> list[str] | None
                 break
     if raw is None:
         return None
-    domains = json.loads(raw)
+    try:
+        domains = json.loads(decode_text(raw, where))
+    except json.JSONDecodeError as exc:
+        raise DataSourceError(f"{where} is not valid JSON: {exc}") from exc
     if not isinstance(domains, dict) or not all(isinstance(v, list) for v in domains.values()):
         raise DataSourceError(f"{where} must be an object mapping each domain to a list of intents")
     return sorted({intent for intents in domains.values() for intent in intents})

@@ -42,7 +42,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from modelgate.data.sources import TFDS, DataSourceError, local_copy, resolve_source
+from modelgate.data.sources import TFDS, DataSourceError, local_copy, read_text_file, resolve_source
+from modelgate.messages import one_line
 from modelgate.storage import ObjectStore
 
 DATASET_NAME = "esco_title_pairs"
@@ -89,9 +90,16 @@ class Occupation:
 
 
 # -- reading ---------------------------------------------------------------------------------
+def _read_csv(text: str, where: str, sep: str = ",") -> pd.DataFrame:
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.ParserError as exc:
+        raise DataSourceError(f"{where} is not a readable CSV table: {one_line(exc)}") from exc
+
+
 def read_occupations(path: Path) -> list[Occupation]:
     """ESCO ``occupations_en.csv`` -> occupations with normalised titles; errors name the line."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = _read_csv(read_text_file(path), str(path))
     missing = [c for c in OCCUPATION_COLUMNS if c not in frame.columns]
     if missing:
         raise DataSourceError(f"{path} lacks ESCO columns {missing}; expected {list(OCCUPATION_COLUMNS)}")
@@ -220,10 +228,9 @@ def read_pairs_file(path: Path, validation_fraction: float = 0.1, test_fraction:
     Values are kept as given apart from title normalisation: an empty title or a similarity that
     is not a number in [0, 1] is left for validation to quarantine, never dropped here.
     """
-    raw = Path(path).read_text(encoding="utf-8")
+    raw = read_text_file(path)
     first = raw.splitlines()[0] if raw.strip() else ""
-    sep = "\t" if "\t" in first else ","
-    frame = pd.read_csv(io.StringIO(raw), sep=sep, dtype=str, keep_default_na=False, quoting=csv.QUOTE_MINIMAL)
+    frame = _read_csv(raw, str(path), sep="\t" if "\t" in first else ",")
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = [c for c in PAIR_COLUMNS if c not in frame.columns]
     if missing:
@@ -297,7 +304,7 @@ def load_title_pairs(
             if found is None:
                 raise DataSourceError(f"no {VARIANT_FILES[variant]} (or occupations_en.csv) under {path}. {DOWNLOAD_HINT}")
             path = found
-        header = path.read_text(encoding="utf-8").split("\n", 1)[0]
+        header = read_text_file(path).split("\n", 1)[0]
         if "iscoGroup" in header and "preferredLabel" in header:
             return esco_pairs(read_occupations(path), pairs_per_tier, scores, validation_fraction, test_fraction, seed)
         return read_pairs_file(path, validation_fraction, test_fraction, seed)

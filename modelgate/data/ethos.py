@@ -27,10 +27,12 @@ import pandas as pd
 from modelgate.data.sources import (
     TFDS,
     DataSourceError,
+    decode_text,
     find_in_layout,
     local_copy,
     resolve_source,
 )
+from modelgate.messages import one_line
 from modelgate.settings import Settings
 from modelgate.storage import ObjectStore
 
@@ -49,10 +51,11 @@ _LAYOUT = f"{MIRROR_PATH}: semicolon-separated with header 'comment;isHate'"
 def parse_ethos_csv(raw: bytes, where: str) -> pd.DataFrame:
     """The CSV bytes -> (row_id, text, is_hate). Unparseable fractions become None (quarantined
     later by validation, not dropped here)."""
+    text = decode_text(raw, where)
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=";", dtype={"comment": str}, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataSourceError(f"{where} is not a readable ETHOS CSV ({_LAYOUT}): {exc}") from exc
+        frame = pd.read_csv(io.StringIO(text), sep=";", dtype={"comment": str}, keep_default_na=False)
+    except pd.errors.ParserError as exc:
+        raise DataSourceError(f"{where} is not a readable ETHOS CSV ({_LAYOUT}): {one_line(exc)}") from exc
     missing = [c for c in SOURCE_COLUMNS if c not in frame.columns]
     if missing:
         raise DataSourceError(

@@ -23,6 +23,7 @@ validation parts; test stays the held-out report and gate split either way.
 
 from __future__ import annotations
 
+import gzip
 import io
 import math
 from pathlib import Path
@@ -31,7 +32,15 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from modelgate.data.sources import TFDS, DataSourceError, load_tfds_splits, local_copy, resolve_source
+from modelgate.data.sources import (
+    TFDS,
+    DataSourceError,
+    decode_text,
+    load_tfds_splits,
+    local_copy,
+    resolve_source,
+)
+from modelgate.messages import one_line
 from modelgate.settings import Settings, load_settings
 from modelgate.storage import ObjectStore
 
@@ -113,9 +122,21 @@ def _records(frame: pd.DataFrame, where: str, split: str | None = None) -> list[
     return list(zip(splits, frame["premise"], frame["hypothesis"], _labels(frame["label"], where)))
 
 
-def _read_csv(raw: bytes, compression: str | None) -> pd.DataFrame:
-    # keep_default_na=False: a hypothesis such as "NA" or "null" is text, not a missing value.
-    return pd.read_csv(io.BytesIO(raw), compression=compression, dtype=str, keep_default_na=False)
+def _read_table(raw: bytes, where: str, kind: str) -> pd.DataFrame:
+    """A CSV (``kind`` "csv"; gzipped when ``where`` ends in .gz) or JSON Lines file as a frame."""
+    if where.lower().endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataSourceError(f"{where} is not a readable gzip file: {exc}") from exc
+    text = decode_text(raw, where)
+    try:
+        if kind == "csv":
+            # keep_default_na=False: a hypothesis such as "NA" or "null" is text, not a missing value.
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataSourceError(f"{where} is not a readable {kind.upper()} table: {one_line(exc)}") from exc
 
 
 def read_snli_dir(root: Path) -> pd.DataFrame:
@@ -123,10 +144,10 @@ def read_snli_dir(root: Path) -> pd.DataFrame:
     folder = root / DATASET_NAME if (root / DATASET_NAME).is_dir() else root
     rows: list[tuple] = []
     for split in SNLI_SPLITS:
-        for name, compression in ((f"{split}.csv.gz", "gzip"), (f"{split}.csv", None)):
+        for name in (f"{split}.csv.gz", f"{split}.csv"):
             path = folder / name
             if path.is_file():
-                rows += _records(_read_csv(path.read_bytes(), compression), str(path), split)
+                rows += _records(_read_table(path.read_bytes(), str(path), "csv"), str(path), split)
                 break
     if not {split for split, *_ in rows} >= {"validation", "test"}:
         raise DataSourceError(f"no SNLI validation and test files under {root}; the layout is {_LAYOUT}")
@@ -136,11 +157,10 @@ def read_snli_dir(root: Path) -> pd.DataFrame:
 def read_snli_file(path: Path) -> pd.DataFrame:
     """One CSV (optionally .gz) or JSON Lines file with columns split, premise, hypothesis, label."""
     name = path.name.lower()
-    raw = path.read_bytes()
     if name.endswith((".csv", ".csv.gz")):
-        frame = _read_csv(raw, "gzip" if name.endswith(".gz") else None)
+        frame = _read_table(path.read_bytes(), str(path), "csv")
     elif name.endswith((".jsonl", ".ndjson")):
-        frame = pd.read_json(io.BytesIO(raw), lines=True, dtype=False)
+        frame = _read_table(path.read_bytes(), str(path), "jsonl")
     else:
         raise DataSourceError(
             f"cannot read SNLI from {path}: expected a directory ({_LAYOUT}), or a .csv/.csv.gz/.jsonl "

@@ -9,7 +9,8 @@ A source spec is one of:
 - an ``s3://bucket/key`` URI (a key ending in ``/`` is a directory laid out like the mirror).
 
 Dataset readers (``modelgate.data.clinc`` and its siblings) turn a resolved source into rows; this
-module only knows where bytes live and how to fetch them.
+module only knows where bytes live, how to fetch them, and how to decode a text file so that a
+byte that is not UTF-8 is reported with its file, line and offset.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from modelgate.messages import decode_utf8
 from modelgate.settings import Settings, load_settings
 from modelgate.storage import NotFound, ObjectStore, parse_s3_uri
 
@@ -115,6 +117,17 @@ def local_copy(source: Source, store: ObjectStore | None = None) -> Iterator[Pat
                     f"dataset source {source.location} does not exist in object storage"
                 ) from exc
             yield target
+
+
+def decode_text(raw: bytes, where: str) -> str:
+    """A text data file's bytes as str; a byte that is not UTF-8 makes the whole file unreadable,
+    and the error names the file, the line and the byte offset."""
+    return decode_utf8(raw, where, DataSourceError)
+
+
+def read_text_file(path: Path) -> str:
+    """A local text data file, decoded by ``decode_text``."""
+    return decode_text(Path(path).read_bytes(), str(path))
 
 
 def find_in_layout(root: Path, relative: str, layout: str) -> Path:

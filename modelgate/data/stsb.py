@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from modelgate.data.sources import TFDS, DataSourceError, find_in_layout, local_copy, resolve_source
+from modelgate.data.sources import (
+    TFDS,
+    DataSourceError,
+    find_in_layout,
+    local_copy,
+    read_text_file,
+    resolve_source,
+)
 from modelgate.settings import load_settings
 from modelgate.storage import ObjectStore
 
@@ -27,7 +34,7 @@ _LAYOUT = "stsb/sts-{train,dev,test}.csv, tab-separated: genre, file, year, id, 
 def read_stsb_file(path: Path, split: str) -> pd.DataFrame:
     """One STS-B file -> the table; a malformed line is an error naming the file and line."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_file(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
