@@ -22,7 +22,7 @@ CHANGE_TOLERANCE = 1e-12
 class Threshold(BaseModel):
     """Absolute bound on a metric: exactly one of min/max, on its value or an interval bound."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     metric: str = Field(min_length=1)
     min: float | None = None
@@ -39,7 +39,7 @@ class Threshold(BaseModel):
 class ChangeThreshold(BaseModel):
     """Largest allowed drop or rise from the production value (absolute, or relative to it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     metric: str = Field(min_length=1)
     max_drop: float | None = Field(default=None, ge=0)
@@ -56,7 +56,7 @@ class ChangeThreshold(BaseModel):
 
 
 class GateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     thresholds: list[Threshold] = Field(default_factory=list)
     change_thresholds: list[ChangeThreshold] = Field(default_factory=list)

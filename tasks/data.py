@@ -6,6 +6,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from modelgate.config import PipelineConfig
+from modelgate.data import DataSourceError
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.pipelines.base import Pipeline
 from tasks.context import current_run_id, object_store
@@ -13,7 +14,19 @@ from tasks.ui import artifact_key
 from validations.runner import ValidationFailed, ValidationReport
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=10)
+def _worth_retrying(task, task_run, state) -> bool:
+    """Retry what may pass next time (network, storage); a source that cannot be read as data
+    (DataSourceError: bad bytes, bad JSON, missing columns) fails the same way every time."""
+    try:
+        state.result()
+    except DataSourceError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=10, retry_condition_fn=_worth_retrying)
 def ingest_dataset(pipeline: Pipeline, cfg: PipelineConfig) -> DatasetSnapshot:
     """Read the configured source and snapshot it to object storage by content hash."""
     snapshot = pipeline.ingest(cfg, object_store())

@@ -152,6 +152,8 @@ def test_a_truncated_data_file_is_one_line_before_any_traceback(tmp_path, flow_e
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "| ERROR" not in done.stderr, done.stderr
     assert not any(notice in done.stderr for notice in TF_NOTICES), done.stderr
+    # Bad data fails the same way every time: the ingest task does not retry it.
+    assert "Retry 1/" not in done.stderr, done.stderr
     problems = [line for line in done.stderr.splitlines() if line.strip() and "| INFO" not in line]
     assert problems[0].startswith("error: run failed: ") and str(data) in problems[0], done.stderr
     assert "is not valid JSON" in problems[0]

@@ -216,3 +216,9 @@ def test_verdict_round_trips_through_json():
     assert restored.checks[2].passed is None and "\n" not in restored.summary()
     with pytest.raises(ValueError, match="not a gate verdict"):
         Verdict.from_dict({"decision": "pass"})
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "-inf"])
+def test_a_non_finite_threshold_is_refused_naming_it(value):
+    with pytest.raises(ValueError, match="thresholds"):
+        load_gate_config({"thresholds": [{"metric": "accuracy", "min": value}]})
