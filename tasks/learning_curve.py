@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_image_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from modelgate.pipelines import toxicity_curve as curve
 from modelgate.pipelines.base import Pipeline
@@ -14,6 +14,7 @@ from modelgate.pipelines.results import FeatureSet
 from modelgate.pipelines.toxicity import ToxicityConfig
 from modelgate.task_runners import worker_name
 from tasks.context import object_store
+from tasks.ui import artifact_key, png_markdown
 
 
 # retries: a point that raises runs once more (a dead Dask worker's point is rescheduled by Dask).
@@ -32,9 +33,11 @@ def learning_curve_point(
 def summarise_learning_curve(points: list[dict[str, Any]], run_id: str) -> dict[str, Any]:
     """One table artifact of the grid and one plot of F1 and ROC-AUC against epochs per size."""
     store = object_store()
-    create_table_artifact(key="learning-curve", table=curve.curve_table(points),
+    create_table_artifact(key=artifact_key("toxicity", "learning-curve"), table=curve.curve_table(points),
                           description="toxicity: test metrics with bootstrap 95% intervals per grid point")
     uri = curve.upload_curve_plot(store, points, run_id)
-    create_image_artifact(image_url=store.presigned_url(uri), key="plot-learning-curve",
-                          description="F1 and ROC-AUC against epochs")
+    # Embedded, not linked: a data URI never expires (docs/design.md, "Links and artifacts").
+    create_markdown_artifact(key=artifact_key("toxicity", "plot-learning-curve"),
+                             markdown=png_markdown("F1 and ROC-AUC against epochs", store.get_bytes(store.key_of(uri))),
+                             description="F1 and ROC-AUC against epochs")
     return {"points": points, "plot_uri": uri}

@@ -18,6 +18,7 @@ from modelgate.tuning.objective import tuning_report
 from modelgate.tuning.study import BEST_FILE, best_config_yaml, best_trial, study_prefix
 from modelgate.tuning.trial import run_trial
 from tasks.context import object_store
+from tasks.ui import artifact_key, png_data_uri
 from validations.runner import ValidationReport
 
 
@@ -49,14 +50,14 @@ def summarise_study(
     store = object_store()
     best = best_trial(records, direction)
     prefix = study_prefix(base.pipeline, study)
-    create_table_artifact(key="tuning-trials", table=report.trials_table(records, metric, best["number"]),
+    create_table_artifact(key=artifact_key(base.pipeline, "tuning-trials"), table=report.trials_table(records, metric, best["number"]),
                           description=f"{base.pipeline}: every trial's values and validation {metric}")
     plot_uri = report.upload_trials_plot(store, records, metric, direction, prefix,
                                          f"{base.pipeline}: validation {metric} per trial")
     best_yaml = best_config_yaml(base, best, study, metric)
     store.put_bytes(f"{prefix}/{BEST_FILE}", best_yaml.encode(), content_type="application/yaml")
-    create_markdown_artifact(key="tuning-plot", description="validation score per trial", markdown=(
-        f"## {base.pipeline}: study `{study}`\n\n![trials]({store.presigned_url(plot_uri)})\n\n"
+    create_markdown_artifact(key=artifact_key(base.pipeline, "tuning-plot"), description="validation score per trial", markdown=(
+        f"## {base.pipeline}: study `{study}`\n\n![trials]({png_data_uri(store.get_bytes(store.key_of(plot_uri)))})\n\n"
         f"Plot: `{plot_uri}`. Best: trial {best['number']}, validation {metric} {best['value']:.4f}, "
         f"config `{store.uri(f'{prefix}/{BEST_FILE}')}`\n"))
     return {"study": study, "metric": metric, "direction": direction, "best": best, "trials": records,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from modelgate.evaluation.report import png_data_uri
 
+__all__ = ["artifact_key", "open_lines", "png_data_uri", "png_markdown"]
+
 
 def artifact_key(pipeline: str, name: str) -> str:
     """``PIPELINE-NAME`` in Prefect's key alphabet (lowercase letters, digits, dashes)."""

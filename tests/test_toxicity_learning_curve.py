@@ -55,4 +55,4 @@ def test_learning_curve_flow(tmp_path, monkeypatch, modelgate_env, prefect_serve
     assert points[0]["model_uri"] != points[1]["model_uri"]
     assert object_store.exists(object_store.key_of(result["plot_uri"]))
     run_id = str(state.state_details.flow_run_id)
-    assert {"learning-curve", "plot-learning-curve", "toxicity-validation"} <= artifact_keys(os.environ["PREFECT_API_URL"], run_id)
+    assert {"toxicity-learning-curve", "toxicity-plot-learning-curve", "toxicity-validation"} <= artifact_keys(os.environ["PREFECT_API_URL"], run_id)

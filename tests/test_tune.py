@@ -92,7 +92,7 @@ def test_tune_picks_best_on_validation_and_resumes(tmp_path, monkeypatch, modelg
     task_runs = api(os.environ["PREFECT_API_URL"], "/task_runs/filter",
                     {"flow_runs": {"id": {"any_": [run_id]}}, "task_runs": {"name": {"like_": "trial-"}}})
     assert sorted(t["name"] for t in task_runs) == ["trial-2", "trial-3"]
-    assert {"tuning-trials", "tuning-plot"} <= artifact_keys(os.environ["PREFECT_API_URL"], run_id)
+    assert {"intent-ood-tuning-trials", "intent-ood-tuning-plot"} <= artifact_keys(os.environ["PREFECT_API_URL"], run_id)
     assert object_store.exists(object_store.key_of(result["plot_uri"]))
 
     # The best config is a file `modelgate run intent-ood --config` accepts, and it is the best trial's.
