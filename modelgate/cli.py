@@ -13,6 +13,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from modelgate import quiet
+
+# Before any command imports TensorFlow: its start-up notices stay off stderr.
+quiet.install()
+
 app = typer.Typer(
     help="Take pretrained NLP models from raw data to gated, versioned models in S3.",
     no_args_is_help=True,
@@ -82,16 +87,57 @@ def run(
     overrides: Annotated[
         Optional[list[str]], typer.Option("--set", help="key.path=value override; repeatable")
     ] = None,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="train under N seeds and report the spread (nothing registered)")
+    ] = 1,
+    task_runner: Annotated[str, typer.Option("--task-runner", help="with --seeds: local, dask or dask://HOST:PORT")] = "local",
     as_json: JsonFlag = False,
 ) -> None:
     """Run a pipeline end to end: ingest, validate, train, evaluate, gate, register."""
     from modelgate.runner import run_pipeline
 
+    if seeds > 1:
+        from modelgate.seeds import run_seeds
+
+        spread = run_seeds(pipeline, seeds, profile, config, overrides or [], task_runner)
+        if as_json and not spread.error:
+            _print_json(spread.summary)
+        else:
+            typer.echo(spread.describe(), err=bool(spread.error))
+        raise typer.Exit(spread.exit_code)
+
     outcome = run_pipeline(pipeline, profile=profile, config_file=config, overrides=overrides or [])
+    if outcome.error:  # the root cause first, then where its details are (tracebacks: the log)
+        typer.echo(f"error: {outcome.error_line()}", err=True)
+        if outcome.details_line():
+            typer.echo(outcome.details_line(), err=True)
     if as_json:
         _print_json(outcome.to_dict())
-    else:
+    elif not outcome.error:
         typer.echo(outcome.describe())
+    raise typer.Exit(outcome.exit_code)
+
+
+# -- tune ------------------------------------------------------------------------------------
+@app.command("tune")
+def tune(
+    pipeline: Annotated[str, typer.Argument(help="intent-ood, nli, toxicity or job-similarity")],
+    trials: Annotated[int, typer.Option("--trials", help="trials the study holds at the end (finished ones count)")],
+    space: Annotated[Optional[str], typer.Option("--space", help="search-space YAML (default: the packaged one)")] = None,
+    profile: Annotated[str, typer.Option(help="the base config's profile, e.g. quick")] = "default",
+    config: Annotated[Optional[str], typer.Option("--config", help="YAML file merged over the defaults")] = None,
+    overrides: Annotated[
+        Optional[list[str]], typer.Option("--set", help="key.path=value override of the base config; repeatable")
+    ] = None,
+    parallel: Annotated[int, typer.Option(min=1, help="trials run at the same time")] = 1,
+    task_runner: Annotated[str, typer.Option("--task-runner", help="local, dask or dask://HOST:PORT")] = "local",
+    output: Annotated[Optional[str], typer.Option("--output", help="where the best config goes (default PIPELINE-best.yaml)")] = None,
+) -> None:
+    """Search the config for the best validation score (Optuna); write the best config as YAML."""
+    from modelgate.tuning.runner import run_tune
+
+    outcome = run_tune(pipeline, trials, space, profile, config, overrides or [], parallel, task_runner, output)
+    typer.echo(outcome.describe(), err=bool(outcome.error))
     raise typer.Exit(outcome.exit_code)
 
 
@@ -157,6 +203,34 @@ def registry_show(
     _print_json(payload) if as_json else typer.echo(format_show(payload))
 
 
+@registry_app.command("gc")
+def registry_gc(
+    model: Annotated[Optional[str], typer.Argument(help="a model name; all models when omitted")] = None,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="grace period: only half versions untouched this long (90s, 30m, 24h, 7d)")
+    ] = "24h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be removed; remove nothing")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove the files of half-registered versions (a claim and files, no manifest).
+
+    Only prefixes with no manifest where nothing was written within --older-than are touched, so
+    an in-flight registration is left alone; committed versions never are. The claim stays,
+    marked collected, so the number is never reused.
+    """
+    from modelgate.registry import gc
+
+    try:
+        grace = gc.parse_duration(older_than)
+    except ValueError as exc:
+        _fail(f"--older-than: {exc}")
+    try:
+        report = gc.collect(_registry(), model, grace, dry_run)
+    except Exception as exc:  # storage or name errors: one clear line, exit 2
+        _fail(str(exc))
+    _print_json(report.to_dict()) if as_json else typer.echo(report.describe())
+
+
 # -- gate / promote / rollback ----------------------------------------------------------------
 def _registry():
     from modelgate.registry import Registry
@@ -168,19 +242,19 @@ def _registry():
 def gate(
     ref: Annotated[str, typer.Argument(help="MODEL:VERSION, the candidate")],
     against: Annotated[str, typer.Option(help="alias whose version is the baseline")] = "production",
-    verify_files: Annotated[
-        bool, typer.Option("--verify-files/--no-verify-files", help="check every file's sha256")
-    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full verdict as JSON.")] = False,
 ) -> None:
     """CI gate: the stored verdict, re-checked against the version in production now.
 
-    Exits 0 pass, 1 refused, 2 could not decide; always prints a one-line reason.
+    Decides from verified content only: the signature (when MODELGATE_SIGNING_KEY or
+    MODELGATE_SIGNING_KEY_FILE is set), every file's sha256, and metrics.json (the manifest must
+    agree with it). Exits 0 pass, 1 refused (failed gate or failed verification), 2 could not
+    decide; always prints a one-line reason.
     """
     from modelgate.registry.promotion import check_gate
 
     try:
-        decision = check_gate(_registry(), ref, against=against, verify_files=verify_files)
+        decision = check_gate(_registry(), ref, against=against)
     except Exception as exc:  # settings or storage could not even be set up
         _fail(f"could not decide: {exc}")
     typer.echo(decision.line(), err=as_json)
@@ -189,7 +263,7 @@ def gate(
     raise typer.Exit(decision.exit_code)
 
 
-def _move_alias(action) -> None:
+def _move_alias(action, event_type: str = "promote"):
     from modelgate.registry.promotion import PromotionError, PromotionRefused
     from modelgate.registry import RegistryError
     from modelgate.storage import StorageError
@@ -200,7 +274,21 @@ def _move_alias(action) -> None:
         _fail(f"refused: {exc}", EXIT_REFUSED)
     except (PromotionError, RegistryError, StorageError, ValueError) as exc:
         _fail(str(exc))
+    _emit_alias_move(move, event_type)
     return move
+
+
+def _emit_alias_move(move, event_type: str) -> None:
+    """A Prefect event for automations (modelgate/events.py); the move stands even if it fails."""
+    from modelgate import events
+
+    if not move.changed:
+        return
+    try:
+        if events.emit_alias_move(move.to_dict(), event_type) is not None:
+            events.flush()
+    except Exception as exc:  # the Prefect API is down or refuses: say so, keep the exit code
+        typer.echo(f"warning: no Prefect event sent for the {event_type}: {exc}", err=True)
 
 
 @app.command("promote")
@@ -228,21 +316,53 @@ def promote(
 def rollback(
     model: Annotated[str, typer.Argument(help="model name")],
     alias: Annotated[str, typer.Option(help="the alias to move back")] = "production",
-    to: Annotated[Optional[int], typer.Option("--to", help="version (default: the one before the last move)")] = None,
+    to: Annotated[Optional[int], typer.Option("--to", help="version (default: the one below the last promotion still in effect)")] = None,
     force: Annotated[bool, typer.Option(help="allow a version whose gate failed")] = False,
     reason: Annotated[str, typer.Option(help="why")] = "",
     actor: Annotated[Optional[str], typer.Option(help="who (default: MODELGATE_ACTOR, GITHUB_ACTOR or user@host)")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Move an alias back to an earlier version; recorded like a promotion."""
+    """Move an alias back to an earlier version; recorded like a promotion.
+
+    Without --to it undoes the last promotion still in effect: the alias history is replayed as
+    a stack (each promotion pushes its version, each rollback pops back to its target) and the
+    alias moves to the version below the top. So two rollbacks in a row after promotions of 1, 2
+    and 3 go to 2, then to 1; a third is refused (nothing earlier). The target is verified like
+    a promotion, and one whose gate failed needs --force --reason.
+    """
     from modelgate.registry import promotion
 
     move = _move_alias(
         lambda: promotion.rollback(
             _registry(), model, alias, to, actor=actor, reason=reason, force=force
-        )
+        ),
+        "rollback",
     )
     _print_json(move.to_dict()) if as_json else typer.echo(move.line())
+
+
+# -- open ------------------------------------------------------------------------------------
+@app.command("open")
+def open_link(
+    target: Annotated[str, typer.Argument(help="MODEL:VERSION, MODEL@ALIAS or a Prefect flow-run id")],
+    what: Annotated[str, typer.Argument(help="report, docs, or a file of the version (e.g. report/model_card.md)")] = "report",
+    print_only: Annotated[bool, typer.Option("--print", help="print the link without opening a browser")] = False,
+) -> None:
+    """Open a version's report, its Data Docs or one of its files: a presigned URL made now
+    (15 minutes), or for the Data Docs a local copy of the whole site (file://)."""
+    import webbrowser
+
+    from modelgate.links import LinkError, link_for
+    from modelgate.registry import RegistryError
+    from modelgate.storage import StorageError
+
+    try:
+        link = link_for(_registry(), target, what)
+    except (LinkError, RegistryError, StorageError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(link)
+    if not print_only:
+        webbrowser.open(link)
 
 
 # -- predict ---------------------------------------------------------------------------------
