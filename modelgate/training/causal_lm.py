@@ -13,6 +13,7 @@ import time
 import keras
 import numpy as np
 
+from modelgate.training.distribution import training_distribution
 from modelgate.training.optimizer import TrainSettings, build_optimizer
 from modelgate.training.trainer import TrainResult, describe_device, set_seed
 
@@ -47,24 +48,28 @@ def fit_causal_lm(
     if count == 0:
         raise ValueError("no training texts: nothing to train on")
     x, y, weights = _inputs_targets_weights(arrays, loss_on)
-    model.compile(
-        optimizer=build_optimizer(math.ceil(count / settings.batch_size) * settings.epochs, settings),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-    )
     history: dict[str, list[float]] = {}
-    started = time.perf_counter()
-    for epoch in range(settings.epochs):
-        # Order depends on (seed, epoch) only, as in the classifier's loop.
-        order = np.random.default_rng([settings.seed, epoch]).permutation(count)
-        fitted = model.fit(
-            {k: v[order] for k, v in x.items()}, y[order], sample_weight=weights[order],
-            batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=False,
-            callbacks=list(callbacks), verbose=settings.verbose,
+    with training_distribution(settings.distribution, model) as plan:
+        plan.check(settings.batch_size)
+        count = plan.usable(count, settings.batch_size)
+        model.compile(
+            optimizer=build_optimizer(math.ceil(count / settings.batch_size) * settings.epochs, settings),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
         )
-        for name, values in fitted.history.items():
-            history.setdefault(name, []).extend(float(v) for v in values)
-    seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for epoch in range(settings.epochs):
+            # Order depends on (seed, epoch) only, as in the classifier's loop.
+            order = np.random.default_rng([settings.seed, epoch]).permutation(len(y))
+            order = plan.epoch_rows(order, settings.batch_size)
+            fitted = model.fit(
+                {k: v[order] for k, v in x.items()}, y[order], sample_weight=weights[order],
+                batch_size=plan.local_batch_size(settings.batch_size), epochs=epoch + 1,
+                initial_epoch=epoch, shuffle=False, callbacks=list(callbacks), verbose=settings.verbose,
+            )
+            for name, values in fitted.history.items():
+                history.setdefault(name, []).extend(float(v) for v in values)
+        seconds = time.perf_counter() - started
     device = describe_device()
     return TrainResult(
         epochs_run=settings.epochs,
@@ -75,4 +80,5 @@ def fit_causal_lm(
         device=device["device"],
         backend=device["backend"],
         seed=settings.seed,
+        devices=plan.devices,
     )

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from modelgate.storage import NotFound, ObjectStore, StorageError, sha256_file
+from modelgate.training.distribution import process_index
 
 WEIGHTS_FILE = "checkpoint.weights.h5"
 RNG_FILE = "rng.npz"
@@ -64,7 +65,9 @@ class S3Checkpointer(keras.callbacks.Callback):
 
     # -- saving --------------------------------------------------------------------------------
     def on_epoch_end(self, epoch, logs=None):
-        self.save(self.model, epochs_done=epoch + 1, logs=logs)
+        # In a multi-host run every process holds the same replicated state: process 0 writes it.
+        if process_index() == 0:
+            self.save(self.model, epochs_done=epoch + 1, logs=logs)
 
     def save(self, model, epochs_done: int, logs=None) -> str:
         """Upload a checkpoint of ``model`` after ``epochs_done`` epochs; returns its key prefix."""
@@ -97,6 +100,18 @@ class S3Checkpointer(keras.callbacks.Callback):
             return
         for epoch in range(1, epochs_done - self.keep_last + 1):
             self.store.delete_prefix(self.epoch_prefix(epoch) + "/")
+
+    # -- run files beside the checkpoints (e.g. the loss history early stopping replays) ----------
+    def write_json(self, name: str, value) -> None:
+        if process_index() == 0:  # one writer in a multi-host run
+            self.store.put_json(f"{self.prefix}/{name}", value)
+
+    def read_json(self, name: str):
+        """The JSON file ``name`` beside the checkpoints, or None when there is none."""
+        try:
+            return self.store.get_json(f"{self.prefix}/{name}")
+        except NotFound:
+            return None
 
     # -- restoring -----------------------------------------------------------------------------
     def latest(self) -> dict | None:

@@ -26,6 +26,7 @@ from typing import Callable
 
 from modelgate.pipelines.results import FeatureSet, TrainedModel
 from modelgate.storage import ObjectStore
+from modelgate.training.distribution import distributed_stage, initialize_multihost
 
 IN_PROCESS_ENV = "MODELGATE_TRAIN_IN_PROCESS"
 # TensorFlow's C++ informational lines ("I0000 00:00:..."): noise in a run log.
@@ -37,8 +38,12 @@ class TrainingProcessError(RuntimeError):
 
 
 def train_stage(pipeline, cfg, features: FeatureSet) -> TrainedModel:
-    """The pipeline's train stage against the configured object store (runs in any process)."""
-    return pipeline.train(cfg, ObjectStore.from_settings(), features)
+    """The pipeline's train stage against the configured object store (runs in any process).
+
+    Under ``train.distribution`` (pipelines whose train section has it; the others train on one
+    device), so the model is built on the devices it trains on."""
+    with distributed_stage(getattr(cfg.train, "distribution", "none")):
+        return pipeline.train(cfg, ObjectStore.from_settings(), features)
 
 
 def train_in_subprocess(
@@ -93,6 +98,8 @@ def _child(request_path: str, result_path: str) -> int:
 
     request = json.loads(Path(request_path).read_text())
     try:
+        # Before anything touches the backend: join a multi-host job when the environment names one.
+        initialize_multihost()
         pipeline = get_pipeline(request["pipeline"])
         cfg = pipeline.config_from_dict(request["config"])
         features = FeatureSet.from_dict(request["features"])

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import keras
 from keras import ops
 
+from modelgate.training.distribution import DISTRIBUTIONS
+
 # Matched (re.search) against variable names: LayerNorm scale/offset and every bias.
 NO_DECAY_VARIABLE_NAMES = ["bias", "gamma", "beta", "LayerNorm", "layer_norm"]
 
@@ -30,9 +32,14 @@ class TrainSettings:
     head_learning_rate_multiplier: float = 1.0
     # Batches of similar length, each cut to its longest row (see modelgate.training.batches).
     length_bucketing: bool = False
+    # "auto" | "none" | "data_parallel" (modelgate.training.distribution); None: the Keras
+    # distribution already set around the call, if any.
+    distribution: str | None = None
 
     def __post_init__(self):
         problems = []
+        if self.distribution is not None and self.distribution not in DISTRIBUTIONS:
+            problems.append(f"distribution must be one of {', '.join(DISTRIBUTIONS)} (got {self.distribution!r})")
         if self.epochs < 1:
             problems.append(f"epochs must be >= 1 (got {self.epochs})")
         if self.batch_size < 1:

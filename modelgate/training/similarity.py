@@ -13,13 +13,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
-from modelgate.storage import NotFound
-from modelgate.training.checkpoint import S3Checkpointer
-from modelgate.training.trainer import TrainResult, _num_examples, _take, _TrainClock, describe_device, set_seed
+from modelgate.training.distribution import DISTRIBUTIONS, DataPlan, training_distribution
+from modelgate.training.trainer import (
+    TrainResult,
+    _num_examples,
+    _take,
+    _TrainClock,
+    _validation_share,
+    describe_device,
+    set_seed,
+)
+
+if TYPE_CHECKING:  # only a type here: the checkpointer (and its S3 client) is the caller's
+    from modelgate.training.checkpoint import S3Checkpointer
 
 HISTORY_FILE = "history.json"
 
@@ -36,8 +47,14 @@ class SimilarityTrainSettings:
     min_delta: float = 0.001
     seed: int = 42
     verbose: int = 0
+    distribution: str | None = None  # as TrainSettings.distribution
 
     def __post_init__(self):
+        if self.distribution is not None and self.distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"invalid similarity training settings: distribution must be one of "
+                f"{', '.join(DISTRIBUTIONS)}, got {self.distribution!r}"
+            )
         if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0 or self.patience < 1:
             raise ValueError(
                 f"invalid similarity training settings: epochs={self.epochs}, batch_size="
@@ -90,10 +107,34 @@ def _resumed_losses(checkpointer: S3Checkpointer | None, resumed: int | None) ->
     """The validation losses of the epochs a resumed run has already done (for early stopping)."""
     if not resumed or checkpointer is None:
         return []
-    try:
-        return list(checkpointer.store.get_json(f"{checkpointer.prefix}/{HISTORY_FILE}")["val_loss"])[:resumed]
-    except NotFound:
-        return []
+    recorded = checkpointer.read_json(HISTORY_FILE)
+    return list(recorded["val_loss"])[:resumed] if recorded else []
+
+
+def _fit_until_stopped(model, x_train, y_train: np.ndarray, validation, settings: SimilarityTrainSettings,
+                       plan: DataPlan, start: int, losses: list[float], epoch_callbacks: list,
+                       checkpointer: S3Checkpointer | None) -> tuple[int, dict[str, list[float]]]:
+    """One fit per epoch from ``start`` until the epochs run out or early stopping; returns
+    (the epoch reached, the merged history)."""
+    rule = EarlyStop(settings.patience, settings.min_delta)
+    history: dict[str, list[float]] = {}
+    epoch = start
+    while epoch < settings.epochs and not rule.should_stop(losses):
+        order = np.random.default_rng([settings.seed, epoch]).permutation(len(y_train))
+        order = plan.epoch_rows(order, settings.batch_size)
+        fitted = model.fit(
+            _take(x_train, order), y_train[order], validation_data=validation,
+            batch_size=plan.local_batch_size(settings.batch_size), epochs=epoch + 1, initial_epoch=epoch,
+            shuffle=False, callbacks=epoch_callbacks, verbose=settings.verbose,
+        )
+        for name, values in fitted.history.items():
+            history.setdefault(name, []).extend(float(v) for v in values)
+        losses.append(float(fitted.history["val_loss"][-1]))
+        if checkpointer is not None:
+            checkpointer.write_json(HISTORY_FILE, {"val_loss": losses})
+        epoch += 1
+    history["stopped_early"] = [1.0 if rule.should_stop(losses) else 0.0]
+    return epoch, history
 
 
 def train_similarity(
@@ -107,7 +148,8 @@ def train_similarity(
     log_dir: Path | None = None,
     callbacks: list | None = None,
 ) -> TrainResult:
-    """Fit ``model`` (token-array dict -> similarity) to targets; stop early on validation loss."""
+    """Fit ``model`` (token-array dict -> similarity) to targets; stop early on validation loss.
+    ``settings.distribution`` may split every batch over several devices (``training.distribution``)."""
     set_seed(settings.seed)
     count = _num_examples(x_train)
     y_train = np.asarray(y_train, dtype="float32")
@@ -115,39 +157,28 @@ def train_similarity(
         raise ValueError("x_train is empty: nothing to train on")
     if len(y_train) != count:
         raise ValueError(f"x_train has {count} pairs but y_train has {len(y_train)} targets")
-    compile_regressor(model, settings)
-    resumed = checkpointer.restore(model) if checkpointer is not None else None
-    losses = _resumed_losses(checkpointer, resumed)
-    rule = EarlyStop(settings.patience, settings.min_delta)
-    clock = _TrainClock()
-    epoch_callbacks = [clock, *_tensorboard(log_dir), *(callbacks or [])]
-    if checkpointer is not None:
-        epoch_callbacks.append(checkpointer)
-    validation = (x_val, np.asarray(y_val, dtype="float32"))
-    history: dict[str, list[float]] = {}
-    start = resumed or 0
-    epoch = start
-    while epoch < settings.epochs and not rule.should_stop(losses):
-        order = np.random.default_rng([settings.seed, epoch]).permutation(count)
-        fitted = model.fit(
-            _take(x_train, order), y_train[order], validation_data=validation,
-            batch_size=settings.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-            shuffle=False, callbacks=epoch_callbacks, verbose=settings.verbose,
-        )
-        for name, values in fitted.history.items():
-            history.setdefault(name, []).extend(float(v) for v in values)
-        losses.append(float(fitted.history["val_loss"][-1]))
+    with training_distribution(settings.distribution, model) as plan:
+        plan.check(settings.batch_size)
+        compile_regressor(model, settings)
+        resumed = checkpointer.restore(model) if checkpointer is not None else None
+        losses = _resumed_losses(checkpointer, resumed)
+        clock = _TrainClock()
+        epoch_callbacks = [clock, *_tensorboard(log_dir), *(callbacks or [])]
         if checkpointer is not None:
-            checkpointer.store.put_json(f"{checkpointer.prefix}/{HISTORY_FILE}", {"val_loss": losses})
-        epoch += 1
-    history["stopped_early"] = [1.0 if rule.should_stop(losses) else 0.0]
+            epoch_callbacks.append(checkpointer)
+        validation = _validation_share(x_val, np.asarray(y_val, dtype="float32"), plan)
+        start = resumed or 0
+        epoch, history = _fit_until_stopped(model, x_train, y_train, validation, settings, plan, start,
+                                            losses, epoch_callbacks, checkpointer)
     epochs_run = epoch - start
+    trained = plan.usable(count, settings.batch_size) * epochs_run
     return TrainResult(
         epochs_run=epochs_run,
         resumed_from_epoch=resumed,
         history=history,
         seconds=clock.seconds,
-        examples_per_second=(count * epochs_run / clock.seconds) if clock.seconds > 0 else 0.0,
+        examples_per_second=(trained / clock.seconds) if clock.seconds > 0 else 0.0,
         device=describe_device()["device"],
         seed=settings.seed,
+        devices=plan.devices,
     )

@@ -5,14 +5,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
 from modelgate.models.gaussian_process import CovarianceResetCallback, gp_layers
 from modelgate.training.batches import LengthBucketedBatches
-from modelgate.training.checkpoint import S3Checkpointer
+from modelgate.training.distribution import DataPlan, training_distribution
 from modelgate.training.optimizer import TrainSettings, build_optimizer
+
+if TYPE_CHECKING:  # only a type here: the checkpointer (and its S3 client) is the caller's
+    from modelgate.training.checkpoint import S3Checkpointer
 
 
 @dataclass
@@ -25,6 +29,7 @@ class TrainResult:
     device: str
     backend: str = field(default_factory=lambda: keras.backend.backend())
     seed: int | None = None
+    devices: int = 1  # devices each batch was split over (data-parallel training)
 
 
 def describe_device() -> dict[str, str]:
@@ -149,19 +154,31 @@ def _epoch_callbacks(model, clock: _TrainClock, callbacks: list | None,
     return epoch_callbacks
 
 
+def _validation_share(x_val, y_val, plan: DataPlan):
+    """(x, y) this process validates on (all of it on one device), or None without validation."""
+    if x_val is None:
+        return None
+    y_val = np.asarray(y_val)
+    if plan.devices == 1:
+        return x_val, y_val
+    rows = plan.validation_rows(len(y_val))
+    return _take(x_val, rows), y_val[rows]
+
+
 def _fit_epochs(model, x_train, y_train: np.ndarray, validation, cfg: TrainSettings, seed: int,
-                start_epoch: int, epoch_callbacks: list) -> dict[str, list[float]]:
+                start_epoch: int, epoch_callbacks: list, plan: DataPlan) -> dict[str, list[float]]:
     """Fit one epoch at a time from ``start_epoch``; returns the merged history."""
     count = len(y_train)
+    batch_size = plan.local_batch_size(cfg.batch_size)
     history: dict[str, list[float]] = {}
     for epoch in range(start_epoch, cfg.epochs):
         # Order depends on (seed, epoch) only, so a resumed epoch sees the same batches.
-        order = np.random.default_rng([seed, epoch]).permutation(count)
+        order = plan.epoch_rows(np.random.default_rng([seed, epoch]).permutation(count), cfg.batch_size)
         if cfg.length_bucketing and isinstance(x_train, dict) and "padding_mask" in x_train:
-            batches = LengthBucketedBatches(x_train, y_train, order, cfg.batch_size, seed=(seed, epoch))
+            batches = LengthBucketedBatches(x_train, y_train, order, batch_size, seed=(seed, epoch))
             data = {"x": batches.fit_input()}
         else:
-            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": cfg.batch_size}
+            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": batch_size}
         fitted = model.fit(
             **data,
             shuffle=False,
@@ -192,23 +209,25 @@ def train_classifier(
     Each epoch's data order comes from (seed, epoch), and the checkpoint carries weights, optimizer
     state and dropout generator states, so a run resumed from ``checkpointer`` continues exactly
     where the interrupted one stopped (``resumed_from_epoch`` = epochs found in the checkpoint).
+    ``cfg.distribution`` may split every batch over several devices (``training.distribution``).
     """
     cfg = cfg or TrainSettings()
     seed = cfg.seed if seed is None else int(seed)
     set_seed(seed)
     count, y_train = _checked_labels(x_train, y_train)
-    validation = None
-    if x_val is not None:
-        validation = (x_val, np.asarray(y_val))
+    with training_distribution(cfg.distribution, model) as plan:
+        plan.check(cfg.batch_size, cfg.length_bucketing)
+        validation = _validation_share(x_val, y_val, plan)
+        steps_per_epoch = math.ceil(plan.usable(count, cfg.batch_size) / cfg.batch_size)
+        compile_classifier(model, steps_per_epoch * cfg.epochs, cfg)
+        resumed, start_epoch = _resume(model, checkpointer, cfg)
 
-    steps_per_epoch = math.ceil(count / cfg.batch_size)
-    compile_classifier(model, steps_per_epoch * cfg.epochs, cfg)
-    resumed, start_epoch = _resume(model, checkpointer, cfg)
+        clock = _TrainClock()
+        epoch_callbacks = _epoch_callbacks(model, clock, callbacks, checkpointer)
+        history = _fit_epochs(model, x_train, y_train, validation, cfg, seed, start_epoch,
+                              epoch_callbacks, plan)
 
-    clock = _TrainClock()
-    epoch_callbacks = _epoch_callbacks(model, clock, callbacks, checkpointer)
-    history = _fit_epochs(model, x_train, y_train, validation, cfg, seed, start_epoch, epoch_callbacks)
-
+    count = plan.usable(count, cfg.batch_size)
     epochs_run = cfg.epochs - start_epoch
     seconds = clock.seconds
     return TrainResult(
@@ -219,4 +238,5 @@ def train_classifier(
         examples_per_second=(count * epochs_run / seconds) if seconds > 0 else 0.0,
         device=describe_device()["device"],
         seed=seed,
+        devices=plan.devices,
     )
