@@ -4,7 +4,9 @@
 
 Each flow resolves its config and hands its ``Pipeline`` here; the stages are the pipeline's own,
 gate and register are shared. Typed results pass from task to task (small manifests and S3 URIs,
-never arrays or models).
+never arrays or models). A re-run with the same data, config and code reuses the training and
+the evaluation and registers nothing new: register names the version that already holds the model
+(status "unchanged"), with the gate decided again against production (docs/design.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tasks.training import preprocess_dataset, train_model
 
 
 def run_recipe(pipeline: Pipeline, cfg: PipelineConfig) -> dict:
-    """Run every stage once; the registered version's summary (the flow's result)."""
+    """Run every stage once; the registered (or unchanged) version's summary (the flow's result)."""
     snapshot = ingest_dataset(pipeline, cfg)
     validated = validate_dataset(pipeline, cfg, snapshot)
     features = preprocess_dataset(pipeline, cfg, validated)

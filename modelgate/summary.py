@@ -47,12 +47,29 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def unchanged_line(summary: dict[str, Any]) -> str:
+    """The first line of an unchanged re-run: the version that already holds the model, and the
+    gate decided now against the one stored with it."""
+    ref = f"{summary.get('model')}:{summary.get('version')}"
+    now = (summary.get("verdict") or {}).get("decision", "-")
+    stored = (summary.get("stored_verdict") or {}).get("decision", "-")
+    line = (f"unchanged: {ref} already holds this model (registered {summary.get('registered_status', '-')}; "
+            f"gate decision now: {now}")
+    if now != stored:
+        line += f", stored with {ref}: {stored}; reported only, no new version written"
+    return line + ")"
+
+
 def format_run_summary(summary: dict[str, Any]) -> str:
     """The block `modelgate run` prints at the end: version, verdict, metrics, where things are."""
     verdict = summary.get("verdict", {})
-    lines = [
+    headline = (
+        unchanged_line(summary) if summary.get("status") == "unchanged" else
         f"{summary.get('model')} version {summary.get('version')} registered "
-        f"({summary.get('status', 'unknown')}; gate decision: {verdict.get('decision', '-')})",
+        f"({summary.get('status', 'unknown')}; gate decision: {verdict.get('decision', '-')})"
+    )
+    lines = [
+        headline,
         "",
         text_table(["metric", "value", "95% interval"], metrics_rows(summary.get("metrics", {}))),
         "",

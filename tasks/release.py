@@ -14,7 +14,7 @@ from modelgate.gate import Verdict
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import TrainedModel
 from modelgate.registry import release
-from modelgate.summary import checks_rows
+from modelgate.summary import checks_rows, unchanged_line
 from tasks.context import current_run_id, object_store
 from tasks.ui import artifact_key, open_lines
 from validations.runner import ValidationReport
@@ -46,7 +46,9 @@ def register_model(
     evaluation: Evaluation,
     verdict: Verdict,
 ) -> dict:
-    """Write an immutable version (manifest last); a failed gate is registered as failed."""
+    """Write an immutable version (manifest last); a failed gate is registered as failed. When the
+    latest version already holds this model (an unchanged re-run), nothing is written: the summary
+    names that version with status "unchanged" and the verdict decided now."""
     store = object_store()
     candidate = release.Candidate(
         pipeline=pipeline, cfg=cfg, snapshot=snapshot, validated=validated, trained=trained,
@@ -54,6 +56,9 @@ def register_model(
     )
     summary = release.register(candidate, store, current_run_id())
     ref = f"{summary['model']}:{summary['version']}"
+    unchanged = summary["status"] == release.UNCHANGED
+    if unchanged:
+        print(unchanged_line(summary))
     # The report's plots are embedded (data URIs), so the UI shows them without any link.
     report_dir = store.key_of(summary["report_uri"]).rsplit("/", 1)[0]
     report = embed_images(summary["report_markdown"], lambda path: store.get_bytes(f"{report_dir}/{path}"))
@@ -68,6 +73,8 @@ def register_model(
         description=f"{ref}: where its files are",
     )
     # After registration, so that both events name the version (an automation's notification can).
-    events.emit_gate(summary["model"], summary["version"], summary["verdict"], summary["metrics"])
-    events.emit_registered(summary)
+    # An unchanged re-run registered nothing, so it announces nothing an automation could act on twice.
+    if not unchanged:
+        events.emit_gate(summary["model"], summary["version"], summary["verdict"], summary["metrics"])
+        events.emit_registered(summary)
     return {k: v for k, v in summary.items() if k not in ("report_markdown", "report_link", "data_docs_link")}

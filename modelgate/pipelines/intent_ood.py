@@ -35,7 +35,13 @@ from modelgate.models.class_distance import ClassDistance
 from modelgate.pipelines import classification as clf
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
-from modelgate.pipelines.stages import fetch_staged_model, load_tokens, tokenize_text_splits, upload_plots
+from modelgate.pipelines.stages import (
+    fetch_staged_model,
+    load_tokens,
+    reuse_or_evaluate,
+    tokenize_text_splits,
+    upload_plots,
+)
 from modelgate.preprocess import encode_texts
 from modelgate.storage import ObjectStore
 from modelgate.summary import text_table
@@ -161,6 +167,14 @@ def _stage_scorer(store: ObjectStore, ood: OodScore, run_id: str, directory: Pat
 
 
 def evaluate(
+    cfg: IntentOodConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
+) -> Evaluation:
+    """``compute_evaluation``, read back from the evaluation cache when nothing it depends on changed."""
+    return reuse_or_evaluate(cfg, store, trained, features, run_id,
+                             lambda: compute_evaluation(cfg, store, trained, features, run_id))
+
+
+def compute_evaluation(
     cfg: IntentOodConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
 ) -> Evaluation:
     """Test metrics with intervals; calibration, the OOD score and its threshold come from the

@@ -47,6 +47,7 @@ from modelgate.pipelines.stages import (
     fetch_staged_model,
     load_tokens,
     record_trained,
+    reuse_or_evaluate,
     reuse_or_train,
     tokenize_text_splits,
     upload_plots,
@@ -279,11 +280,23 @@ def _details(
 def evaluate(
     cfg: JobSimilarityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
 ) -> Evaluation:
-    """The tuned encoder against the base one on held-out ESCO pairs and on STS-B test."""
-    frame = load_snapshot(store, features.snapshot)
-    test = frame.loc[frame["split"] == "test"]
+    """The tuned encoder against the base one on held-out ESCO pairs and on STS-B test; read back
+    from the evaluation cache when nothing it depends on (STS-B test's snapshot too) changed."""
     stsb = load_stsb(cfg.data.stsb_source, "test", store=store)
     stsb_snapshot = snapshot_table(store, STSB_DATASET, stsb, source=f"{cfg.data.stsb_source} (STS-B test)")
+    return reuse_or_evaluate(
+        cfg, store, trained, features, run_id,
+        lambda: compute_evaluation(cfg, store, trained, features, run_id, stsb, stsb_snapshot),
+        data={"stsb_test_sha256": stsb_snapshot.sha256},
+    )
+
+
+def compute_evaluation(
+    cfg: JobSimilarityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str,
+    stsb: pd.DataFrame, stsb_snapshot: DatasetSnapshot,
+) -> Evaluation:
+    frame = load_snapshot(store, features.snapshot)
+    test = frame.loc[frame["split"] == "test"]
     tokens = _eval_tokens(cfg, store, features, stsb)
     with tempfile.TemporaryDirectory() as tmp:
         tuned = fetch_staged_model(store, trained, Path(tmp) / "model").model

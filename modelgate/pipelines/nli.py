@@ -29,7 +29,13 @@ from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines import classification as clf
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
-from modelgate.pipelines.stages import fetch_staged_model, load_tokens, tokenize_text_splits, upload_plots
+from modelgate.pipelines.stages import (
+    fetch_staged_model,
+    load_tokens,
+    reuse_or_evaluate,
+    tokenize_text_splits,
+    upload_plots,
+)
 from modelgate.preprocess import encode_pairs
 from modelgate.storage import ObjectStore
 from modelgate.summary import text_table
@@ -169,6 +175,14 @@ def _details(features: FeatureSet, y_test, y_val, val_logits, temperature: float
 
 
 def evaluate(
+    cfg: NliConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
+) -> Evaluation:
+    """``compute_evaluation``, read back from the evaluation cache when nothing it depends on changed."""
+    return reuse_or_evaluate(cfg, store, trained, features, run_id,
+                             lambda: compute_evaluation(cfg, store, trained, features, run_id))
+
+
+def compute_evaluation(
     cfg: NliConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
 ) -> Evaluation:
     """Test metrics with intervals; the temperature comes from the validation split only."""

@@ -8,29 +8,40 @@
   ``trained.json`` is written last so an incomplete run is never taken for a finished one.
 - ``record_trained``: the ``TrainedModel`` of a finished run.
 - ``fetch_staged_model`` / ``load_tokens``: read back what the stages above wrote.
+- ``staged_model_sha256``: the content identity of a staged model (its files' sha256s).
+- ``reuse_or_evaluate``: an evaluation keyed by everything that determines it (the trained
+  model's key and content, the evaluated data, the ``evaluate`` config, the code); an entry with
+  the same key is read back (``modelgate.evaluation.cache``) instead of evaluating again.
 - ``upload_plots``: an evaluation's PNGs under ``runs/PIPELINE/RUN/evaluation/``.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from modelgate.artifacts import LoadedModel, load_model_dir
 from modelgate.config import PipelineConfig
 from modelgate.data.snapshot import DatasetSnapshot
+from modelgate.evaluation.cache import EvaluationCache, code_version
+from modelgate.evaluation.result import Evaluation
 from modelgate.models.backbones import load_tokenizer, tokenizer_id
 from modelgate.models.lora import count_parameters
 from modelgate.pipelines.results import FeatureSet, TrainedModel, content_key
 from modelgate.preprocess import cached_encode, encode_pairs, encode_texts, texts_sha256, token_cache_key
-from modelgate.storage import NotFound, ObjectStore
+from modelgate.storage import NotFound, ObjectStore, sha256_file
 from modelgate.training.trainer import TrainResult
 
 TRAINED_MARKER = "trained.json"
+# Beside a staged model directory (``.../model``): its files' sha256s and one digest of them all.
+MODEL_DIGEST_SUFFIX = ".sha256.json"
+EVALUATION_CACHE_FIELD = "evaluation_cache"  # in Evaluation.details: key, reused, computed_in_run
 # One column of texts (single texts) or two (sentence pairs, or texts and their labels).
 Columns = Sequence[Sequence[str]]
 Encode = Callable[[Columns], dict[str, np.ndarray]]
@@ -127,8 +138,9 @@ class TrainingRun:
         return f"{self.prefix}/{TRAINED_MARKER}"
 
     def stage(self, directory: Path) -> str:
-        """Upload the saved model directory; its s3 URI."""
-        self.store.upload_dir(directory, f"{self.prefix}/model")
+        """Upload the saved model directory, then its digest record; its s3 URI."""
+        hashes = self.store.upload_dir(directory, f"{self.prefix}/model")
+        self.store.put_json(f"{self.prefix}/model{MODEL_DIGEST_SUFFIX}", _digest_record(hashes))
         return self.store.uri(f"{self.prefix}/model")
 
     def stage_logs(self, directory: Path) -> str:
@@ -184,6 +196,30 @@ def fetch_staged_model(store: ObjectStore, trained: TrainedModel, directory: Pat
     return load_model_dir(directory)
 
 
+def _digest_record(hashes: Mapping[str, str]) -> dict[str, Any]:
+    return {"files": dict(sorted(hashes.items())), "sha256": content_key(dict(sorted(hashes.items())))}
+
+
+def staged_model_sha256(store: ObjectStore, trained: TrainedModel) -> str:
+    """One sha256 over the staged model's files, from the record ``TrainingRun.stage`` writes
+    beside them; a model staged before that record existed is hashed once and the record added."""
+    prefix = store.key_of(trained.uri).rstrip("/")
+    record_key = prefix + MODEL_DIGEST_SUFFIX
+    try:
+        digest = json.loads(store.get_bytes(record_key)).get("sha256")
+        if isinstance(digest, str) and digest:
+            return digest
+    except (NotFound, ValueError, AttributeError):
+        pass
+    with tempfile.TemporaryDirectory() as tmp:
+        hashes = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in store.download_dir(prefix, tmp)}
+    if not hashes:
+        raise NotFound(f"no staged model under {store.uri(prefix)}/")
+    record = _digest_record(hashes)
+    store.put_json(record_key, record)
+    return record["sha256"]
+
+
 # -- evaluate ---------------------------------------------------------------------------------
 def upload_plots(store: ObjectStore, pipeline: str, run_id: str, files: Mapping[str, Path]) -> dict[str, str]:
     """Upload an evaluation's PNGs; ``name -> s3 URI``."""
@@ -193,3 +229,47 @@ def upload_plots(store: ObjectStore, pipeline: str, run_id: str, files: Mapping[
         store.upload_file(path, key)
         uris[name] = store.uri(key)
     return uris
+
+
+def evaluation_key_parts(
+    cfg: PipelineConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet,
+    data: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What determines an evaluation. ``data``: sha256s of datasets the evaluate stage reads
+    besides the features' snapshot (job-similarity's STS-B test), by name."""
+    return {
+        "pipeline": cfg.pipeline,
+        "train_key": trained.train_key,
+        "model_sha256": staged_model_sha256(store, trained),
+        "data": {"snapshot_sha256": features.snapshot.sha256, "features": features.key,
+                 "tokens": dict(sorted(features.token_keys.items())), **dict(data or {})},
+        "evaluate_config": cfg.digest("evaluate", "seed"),
+        "code": code_version(),
+    }
+
+
+def reuse_or_evaluate(
+    cfg: PipelineConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str,
+    evaluate: Callable[[], Evaluation], data: Mapping[str, str] | None = None,
+) -> Evaluation:
+    """``evaluate()`` unless a verified cache entry with the same key exists; either way the
+    Evaluation's details say so under ``evaluation_cache`` (key, reused, computed_in_run)."""
+    parts = evaluation_key_parts(cfg, store, trained, features, data)
+    cache = EvaluationCache(store, content_key(parts))
+    found, etag = cache.load()
+    if found is not None:
+        print(f"evaluation reused: {store.uri(cache.prefix)}/ (computed in run {found.computed_in_run})")
+        return _with_cache_details(found.evaluation, cache.key, True, found.computed_in_run)
+    computed = _with_cache_details(evaluate(), cache.key, False, run_id)
+    return cache.save(computed, run_id, parts, replace_etag=etag)
+
+
+def _with_cache_details(evaluation: Evaluation, key: str, reused: bool, run_id: str) -> Evaluation:
+    record = {"key": key, "reused": reused, "computed_in_run": run_id}
+    return evaluation.model_copy(update={"details": {**evaluation.details, EVALUATION_CACHE_FIELD: record}})
+
+
+def evaluation_cache_record(evaluation: Evaluation) -> dict[str, Any]:
+    """The ``evaluation_cache`` record of an Evaluation made by ``reuse_or_evaluate`` ({} else)."""
+    record = evaluation.details.get(EVALUATION_CACHE_FIELD)
+    return record if isinstance(record, dict) else {}

@@ -36,6 +36,7 @@ from modelgate.pipelines.stages import (
     TrainingRun,
     load_tokens,
     record_trained,
+    reuse_or_evaluate,
     reuse_or_train,
     tokenize_splits,
     tokenize_text_splits,
@@ -269,6 +270,14 @@ def _details(cfg: ToxicityConfig, features: FeatureSet, y_true: np.ndarray, pred
 
 
 def evaluate(
+    cfg: ToxicityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
+) -> Evaluation:
+    """``compute_evaluation``, read back from the evaluation cache when nothing it depends on changed."""
+    return reuse_or_evaluate(cfg, store, trained, features, run_id,
+                             lambda: compute_evaluation(cfg, store, trained, features, run_id))
+
+
+def compute_evaluation(
     cfg: ToxicityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str
 ) -> Evaluation:
     """F1, ROC-AUC and accuracy on the test split with bootstrap intervals; ROC and confusion plots."""

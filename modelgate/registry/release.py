@@ -4,6 +4,11 @@ gate: absolute thresholds from the pipeline config plus change thresholds agains
 holds the ``production`` alias now. register: one immutable registry version holding the staged
 model, metrics.json (verdict included), the report and model card, and a manifest with lineage.
 A model that fails its gate is still registered, with status "failed", so the evidence is kept.
+
+An unchanged re-run registers nothing: when the latest version records the same content identity
+(training key, staged model sha256, data snapshots, config, evaluation key) and passes
+verification, register returns that version with status "unchanged" and the gate verdict decided
+now beside the one stored with it (docs/design.md, "Unchanged re-runs").
 """
 
 from __future__ import annotations
@@ -23,15 +28,19 @@ from modelgate.evaluation.result import Evaluation
 from modelgate.gate import Verdict, evaluate_gate
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import TrainedModel
+from modelgate.pipelines.stages import evaluation_cache_record, staged_model_sha256
+from modelgate.registry.integrity import VerifiedVersion, verify_version
 from modelgate.registry.lineage import environment_lineage
 from modelgate.registry.promotion import PRODUCTION, baseline
-from modelgate.registry.versions import Registry
+from modelgate.registry.versions import Registry, RegistryError
 from modelgate.storage import ObjectStore
 from validations.runner import ValidationReport
 
 METRICS_FILE = "metrics.json"
 REPORT_DIR = "report"
 MODEL_CARD = "model_card.md"
+UNCHANGED = "unchanged"
+IDENTITY_FIELD = "identity"  # the manifest field an unchanged re-run is recognised by
 
 
 def gate(cfg: PipelineConfig, store: ObjectStore, evaluation: Evaluation) -> Verdict:
@@ -139,6 +148,62 @@ def _lineage_lines(c: Candidate) -> dict[str, str]:
     }
 
 
+def content_identity(c: Candidate, store: ObjectStore) -> dict[str, Any]:
+    """What makes two registrations the same model: the trained weights (training key and the
+    staged model's sha256), the data snapshots, the whole config (gate included) and the
+    evaluation key (which covers the evaluate config and the code)."""
+    validated = c.validated.filtered_snapshot
+    return {
+        "training_key": c.trained.train_key,
+        "model_sha256": staged_model_sha256(store, c.trained),
+        "datasets": {"raw": c.snapshot.sha256, "validated": validated.sha256 if validated else None},
+        "config_sha256": c.cfg.digest(),
+        "evaluation_key": evaluation_cache_record(c.evaluation).get("key"),
+    }
+
+
+def unchanged_version(registry: Registry, model: str, identity: dict[str, Any]) -> VerifiedVersion | None:
+    """The latest version when it records ``identity`` and passes verification (signature, every
+    file's sha256, manifest against metrics.json); else None, so a new version is registered."""
+    if not identity.get("evaluation_key"):
+        return None  # an evaluation without a key cannot be recognised again
+    versions = registry.list_versions(model)
+    if not versions or registry.get_manifest(model, versions[-1]).get(IDENTITY_FIELD) != identity:
+        return None
+    try:
+        verified = verify_version(registry, model, versions[-1])
+    except RegistryError as exc:
+        print(f"{model}:{versions[-1]} records this model but fails verification ({exc}); registering a new version")
+        return None
+    return verified if verified.version.manifest.get(IDENTITY_FIELD) == identity else None
+
+
+def _unchanged_summary(c: Candidate, store: ObjectStore, existing: VerifiedVersion) -> dict[str, Any]:
+    """The summary of a run whose model ``existing`` already holds: its files and stored
+    verdict, and the verdict decided now against production (reported; nothing is written)."""
+    manifest = existing.version.manifest
+    prefix = store.key_of(existing.version.uri).rstrip("/")
+    report_key = f"{prefix}/{REPORT_DIR}/report.html"
+    docs_uri = (manifest.get("datasets") or {}).get("data_docs_uri") or c.validated.docs_uri
+    return {
+        "pipeline": c.cfg.pipeline,
+        "model": c.cfg.pipeline,
+        "version": existing.version.version,
+        "status": UNCHANGED,
+        "registered_status": manifest.get("status"),
+        "metrics": existing.metrics,
+        "verdict": c.verdict.to_dict(),
+        "stored_verdict": existing.verdict,
+        "evaluation_cache": evaluation_cache_record(c.evaluation),
+        "manifest_uri": store.uri(f"{prefix}/manifest.json"),
+        "report_uri": store.uri(report_key),
+        "report_link": store.presigned_url(report_key),
+        "data_docs_uri": docs_uri,
+        "data_docs_link": c.validated.docs_url,
+        "report_markdown": (existing.directory / REPORT_DIR / "report.md").read_text(),
+    }
+
+
 def _manifest_fields(c: Candidate, flow_run_id: str) -> dict[str, Any]:
     validated = c.validated.filtered_snapshot
     return {
@@ -163,10 +228,15 @@ def _manifest_fields(c: Candidate, flow_run_id: str) -> dict[str, Any]:
 
 
 def register(candidate: Candidate, store: ObjectStore, flow_run_id: str) -> dict[str, Any]:
-    """One immutable version; its summary (version, status, links, the Markdown report)."""
+    """One immutable version, or none when the latest already holds this model (status
+    "unchanged"); its summary (version, status, links, the Markdown report)."""
     c = candidate
     registry = Registry(store)
-    manifest_fields = _manifest_fields(c, flow_run_id)
+    identity = content_identity(c, store)
+    existing = unchanged_version(registry, c.cfg.pipeline, identity)
+    if existing is not None:
+        return _unchanged_summary(c, store, existing)
+    manifest_fields = {**_manifest_fields(c, flow_run_id), IDENTITY_FIELD: identity}
     # Claim the number first so the report and model card can name it; the manifest is written
     # last, so a crash before it leaves no visible version and the number is never reused.
     number = registry.claim_version(c.cfg.pipeline)
@@ -192,5 +262,6 @@ def register(candidate: Candidate, store: ObjectStore, flow_run_id: str) -> dict
         "report_link": store.presigned_url(report_key),
         "data_docs_uri": c.validated.docs_uri,
         "data_docs_link": c.validated.docs_url,
+        "evaluation_cache": evaluation_cache_record(c.evaluation),
         "report_markdown": report_md,
     }
