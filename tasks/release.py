@@ -77,4 +77,4 @@ def register_model(
     if not unchanged:
         events.emit_gate(summary["model"], summary["version"], summary["verdict"], summary["metrics"])
         events.emit_registered(summary)
-    return {k: v for k, v in summary.items() if k not in ("report_markdown", "report_link", "data_docs_link")}
+    return {k: v for k, v in summary.items() if k != "report_markdown"}

@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from modelgate.config import PipelineConfig
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
-from modelgate.pipelines.stages import TrainingRun, train_key
+from modelgate.pipelines.stages import TrainingRun, finished_training, train_key
 from modelgate.storage import ObjectStore
 from modelgate.training.checkpoint import LATEST_FILE
 from modelgate.training.history_logs import write_history_events
@@ -44,7 +44,10 @@ def train_model(pipeline: Pipeline, cfg: PipelineConfig, features: FeatureSet) -
     that was interrupted. The `gpu` tag lets a concurrency limit on that tag serialise GPU
     training across runs (see docs/design.md)."""
     store = object_store()
-    trained = train_in_subprocess(pipeline, cfg, features, log=_fault_once_log(store, cfg, features))
+    # A finished run with the same key is reused without starting the training process (its
+    # TensorFlow start-up is most of an unchanged re-run's time).
+    trained = finished_training(cfg, store, features) or train_in_subprocess(
+        pipeline, cfg, features, log=_fault_once_log(store, cfg, features))
     trained = with_tensorboard_logs(store, cfg, trained)
     create_markdown_artifact(
         key=artifact_key(cfg.pipeline, "training"), markdown=training_markdown(trained.to_dict()),

@@ -93,7 +93,7 @@ def test_clean_fixture_passes_and_publishes_docs_results_and_report(object_store
     results = list(object_store.list_keys(f"{prefix}/results/"))
     assert f"{prefix}/results/{DATASET_NAME}.filters.json" in results
     assert f"{prefix}/results/{DATASET_NAME}.quality.rows.json" in results
-    with urllib.request.urlopen(report.docs_url, timeout=10) as response:  # presigned: no keys
+    with urllib.request.urlopen(object_store.presigned_url(report.docs_uri), timeout=10) as response:
         assert response.status == 200
         assert b"<html" in response.read().lower()
     assert read_quarantine(object_store, report.quarantine_files["filtered"]) == []
@@ -151,7 +151,7 @@ def test_empty_and_whitespace_text_fails_and_names_the_expectation(object_store)
     message, report = str(caught.value), caught.value.report
     assert "expect_column_values_to_match_regex on text" in message
     assert "2 unexpected" in message
-    assert report.docs_url in message
+    assert f"modelgate open {report.run_id} docs" in message and report.docs_uri in message
     assert ("expect_column_values_to_match_regex", "text") in _failed_types(report)
     quality = read_quarantine(object_store, report.quarantine_files["quality"])
     assert {r["row"]["row_id"] for r in quality} == _row_ids(frame, bad)

@@ -132,7 +132,6 @@ class ValidationReport(BaseModel):
     quarantine_files: dict[str, str]
     quality_flagged_rows: int
     docs_uri: str
-    docs_url: str
     results_uri: str
     expectations: list[ExpectationOutcome]
     filtered_snapshot: DatasetSnapshot | None = None
@@ -161,7 +160,8 @@ class ValidationReport(BaseModel):
             )
         lines += [f"- {outcome.describe()}" for outcome in self.failed]
         lines.append(f"quarantined rows: {self.quarantine_uri}/")
-        lines.append(f"Data Docs: {self.docs_url or self.docs_uri}")
+        # A command, not a presigned link: a link would sit in the run's logs and expire in a week.
+        lines.append(f"Data Docs: {self.docs_uri} (open: modelgate open {self.run_id} docs)")
         return "\n".join(lines)
 
 
@@ -428,7 +428,6 @@ def run_validation(
         quarantine_files=files,
         quality_flagged_rows=len(quality.flags),
         docs_uri=store.uri(docs_key),
-        docs_url=store.presigned_url(docs_key),
         results_uri=store.uri(f"{out_prefix}/results/"),
         expectations=outcomes,
         filtered_snapshot=filtered_snapshot,

@@ -151,6 +151,18 @@ class TrainingRun:
         return self.store.uri(f"{self.prefix}/tensorboard/")
 
 
+def finished_training(cfg: PipelineConfig, store: ObjectStore, features: FeatureSet) -> TrainedModel | None:
+    """The finished run with these inputs (reused: True), if one exists and ``train.resume`` is on;
+    cheap enough to ask before starting a training process at all."""
+    if not cfg.train.resume:
+        return None
+    marker = TrainingRun(store, cfg.pipeline, train_key(cfg, features)).marker
+    try:
+        return TrainedModel.from_dict({**store.get_json(marker), "reused": True})
+    except NotFound:
+        return None
+
+
 def reuse_or_train(
     cfg: PipelineConfig, store: ObjectStore, features: FeatureSet, fit: Callable[[TrainingRun], TrainedModel]
 ) -> TrainedModel:
@@ -160,10 +172,9 @@ def reuse_or_train(
     """
     run = TrainingRun(store, cfg.pipeline, train_key(cfg, features))
     if cfg.train.resume:
-        try:
-            return TrainedModel.from_dict({**store.get_json(run.marker), "reused": True})
-        except NotFound:
-            pass
+        finished = finished_training(cfg, store, features)
+        if finished is not None:
+            return finished
     else:
         store.delete_prefix(f"{run.prefix}/")
     trained = fit(run)

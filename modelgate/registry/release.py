@@ -197,9 +197,7 @@ def _unchanged_summary(c: Candidate, store: ObjectStore, existing: VerifiedVersi
         "evaluation_cache": evaluation_cache_record(c.evaluation),
         "manifest_uri": store.uri(f"{prefix}/manifest.json"),
         "report_uri": store.uri(report_key),
-        "report_link": store.presigned_url(report_key),
         "data_docs_uri": docs_uri,
-        "data_docs_link": c.validated.docs_url,
         "report_markdown": (existing.directory / REPORT_DIR / "report.md").read_text(),
     }
 
@@ -259,9 +257,7 @@ def register(candidate: Candidate, store: ObjectStore, flow_run_id: str) -> dict
         "verdict": c.verdict.to_dict(),
         "manifest_uri": store.uri(f"{prefix}/manifest.json"),
         "report_uri": store.uri(report_key),
-        "report_link": store.presigned_url(report_key),
         "data_docs_uri": c.validated.docs_uri,
-        "data_docs_link": c.validated.docs_url,
         "evaluation_cache": evaluation_cache_record(c.evaluation),
         "report_markdown": report_md,
     }
