@@ -27,7 +27,7 @@ from modelgate.pipelines.results import FeatureSet, TrainedModel  # noqa: E402
 from modelgate.registry import release  # noqa: E402
 from modelgate.settings import load_settings  # noqa: E402
 from modelgate.storage import ObjectStore  # noqa: E402
-from validations.runner import ValidationReport  # noqa: E402
+from modelgate.validations.runner import ValidationReport  # noqa: E402
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "gate", "register")
 

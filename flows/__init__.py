@@ -5,13 +5,13 @@ deployments name the same functions by entrypoint. ``FAN_OUT_FLOWS`` are the flo
 task runs over a task runner (``modelgate.task_runners``): tune, seeds, the learning curve.
 """
 
-from flows.intent_ood import intent_ood
-from flows.job_similarity import job_similarity
-from flows.nli import nli
-from flows.seeds import seeds
-from flows.toxicity import toxicity
-from flows.toxicity_learning_curve import toxicity_learning_curve
-from flows.tune import tune
+from modelgate.flows.intent_ood import intent_ood
+from modelgate.flows.job_similarity import job_similarity
+from modelgate.flows.nli import nli
+from modelgate.flows.seeds import seeds
+from modelgate.flows.toxicity import toxicity
+from modelgate.flows.toxicity_learning_curve import toxicity_learning_curve
+from modelgate.flows.tune import tune
 
 FLOWS = {f.name: f for f in (intent_ood, nli, toxicity, job_similarity)}
 FAN_OUT_FLOWS = {f.name: f for f in (tune, seeds, toxicity_learning_curve)}

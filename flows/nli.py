@@ -11,7 +11,7 @@ from typing import Literal
 
 from prefect import flow
 
-from flows.recipe import run_recipe
+from modelgate.flows.recipe import run_recipe
 from modelgate.pipelines.nli import PIPELINE
 
 

@@ -14,7 +14,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from modelgate.registry.promotion import PromotionRefused, default_actor
-from tasks.promotion import gate_candidate, move_alias, publish_promotion, record_approval
+from modelgate.tasks.promotion import gate_candidate, move_alias, publish_promotion, record_approval
 
 
 class PromotionApproval(RunInput):

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from modelgate.config import PipelineConfig
 from modelgate.pipelines.base import Pipeline
-from tasks.data import ingest_dataset, validate_dataset
-from tasks.evaluation import evaluate_model
-from tasks.release import gate_model, register_model
-from tasks.training import preprocess_dataset, train_model
+from modelgate.tasks.data import ingest_dataset, validate_dataset
+from modelgate.tasks.evaluation import evaluate_model
+from modelgate.tasks.release import gate_model, register_model
+from modelgate.tasks.training import preprocess_dataset, train_model
 
 
 def run_recipe(pipeline: Pipeline, cfg: PipelineConfig) -> dict:

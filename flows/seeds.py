@@ -12,10 +12,10 @@ from typing import Any
 from prefect import flow
 
 from modelgate.pipelines import get_pipeline
-from tasks.context import current_run_id
-from tasks.data import ingest_dataset, validate_dataset
-from tasks.seeds import main_metric, seed_run, summarise_seeds
-from tasks.training import preprocess_dataset
+from modelgate.tasks.context import current_run_id
+from modelgate.tasks.data import ingest_dataset, validate_dataset
+from modelgate.tasks.seeds import main_metric, seed_run, summarise_seeds
+from modelgate.tasks.training import preprocess_dataset
 
 
 @flow(name="seeds", log_prints=True)

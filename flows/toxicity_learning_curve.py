@@ -16,10 +16,10 @@ from modelgate.pipelines import toxicity_curve as curve
 from modelgate.pipelines.results import FeatureSet
 from modelgate.pipelines.toxicity import PIPELINE, ToxicityConfig
 from modelgate.task_runners import check_task_runner, resolve_task_runner
-from tasks.context import current_run_id
-from tasks.data import ingest_dataset, validate_dataset
-from tasks.learning_curve import learning_curve_point, summarise_learning_curve
-from tasks.training import preprocess_dataset
+from modelgate.tasks.context import current_run_id
+from modelgate.tasks.data import ingest_dataset, validate_dataset
+from modelgate.tasks.learning_curve import learning_curve_point, summarise_learning_curve
+from modelgate.tasks.training import preprocess_dataset
 
 
 @flow(name="toxicity-learning-curve", log_prints=True)

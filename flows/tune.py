@@ -16,10 +16,10 @@ from modelgate.pipelines import get_pipeline
 from modelgate.tuning.objective import validation_metrics
 from modelgate.tuning.space import load_space
 from modelgate.tuning.study import new_study, params_key, stored_trials, study_name, suggest
-from tasks.context import object_store
-from tasks.data import ingest_dataset, validate_dataset
-from tasks.training import preprocess_dataset
-from tasks.tuning import summarise_study, tuning_data, tuning_trial
+from modelgate.tasks.context import object_store
+from modelgate.tasks.data import ingest_dataset, validate_dataset
+from modelgate.tasks.training import preprocess_dataset
+from modelgate.tasks.tuning import summarise_study, tuning_data, tuning_trial
 
 
 @flow(name="tune", log_prints=True)

@@ -14,7 +14,7 @@ from modelgate.messages import one_line
 from modelgate.runlog import run_log, run_log_path
 from modelgate.settings import Settings, load_settings
 from modelgate.summary import format_run_summary
-from validations.runner import ValidationFailed
+from modelgate.validations.runner import ValidationFailed
 
 EXIT_OK, EXIT_VALIDATION, EXIT_ERROR = 0, 1, 2
 
@@ -86,7 +86,7 @@ def run_pipeline(
 ) -> RunOutcome:
     # Imported here: flows bring Prefect and every pipeline (TensorFlow, keras-hub), which the
     # CLI's other commands never need at start-up.
-    from flows import FLOWS
+    from modelgate.flows import FLOWS
     from modelgate.pipelines import get_pipeline
 
     overrides = overrides or []

@@ -31,9 +31,9 @@ class SeedsOutcome:
 
 def run_seeds(pipeline: str, count: int, profile: str = "default", config_file: str | None = None,
               overrides: list[str] | None = None, task_runner: str = "local") -> SeedsOutcome:
-    from flows.seeds import seeds
+    from modelgate.flows.seeds import seeds
     from modelgate.pipelines import get_pipeline
-    from tasks.seeds import main_metric
+    from modelgate.tasks.seeds import main_metric
 
     overrides = overrides or []
     try:

@@ -9,9 +9,9 @@ from modelgate.config import PipelineConfig
 from modelgate.data import DataSourceError
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.pipelines.base import Pipeline
-from tasks.context import current_run_id, object_store
-from tasks.ui import artifact_key
-from validations.runner import ValidationFailed, ValidationReport
+from modelgate.tasks.context import current_run_id, object_store
+from modelgate.tasks.ui import artifact_key
+from modelgate.validations.runner import ValidationFailed, ValidationReport
 
 
 def _worth_retrying(task, task_run, state) -> bool:

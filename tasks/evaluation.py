@@ -11,8 +11,8 @@ from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
 from modelgate.pipelines.stages import evaluation_cache_record
 from modelgate.summary import metrics_rows
-from tasks.context import current_run_id, object_store
-from tasks.ui import artifact_key, png_markdown
+from modelgate.tasks.context import current_run_id, object_store
+from modelgate.tasks.ui import artifact_key, png_markdown
 
 
 @task(name="evaluate")

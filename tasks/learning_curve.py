@@ -13,8 +13,8 @@ from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet
 from modelgate.pipelines.toxicity import ToxicityConfig
 from modelgate.task_runners import worker_name
-from tasks.context import object_store
-from tasks.ui import artifact_key, png_markdown
+from modelgate.tasks.context import object_store
+from modelgate.tasks.ui import artifact_key, png_markdown
 
 
 # retries: a point that raises runs once more (a dead Dask worker's point is rescheduled by Dask).

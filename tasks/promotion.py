@@ -9,7 +9,7 @@ from modelgate import events
 from modelgate.registry import promotion
 from modelgate.registry.refs import parse_ref
 from modelgate.registry import Registry
-from tasks.context import current_run_id, object_store
+from modelgate.tasks.context import current_run_id, object_store
 
 
 def _registry() -> Registry:

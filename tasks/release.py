@@ -15,9 +15,9 @@ from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import TrainedModel
 from modelgate.registry import release
 from modelgate.summary import checks_rows, unchanged_line
-from tasks.context import current_run_id, object_store
-from tasks.ui import artifact_key, open_lines
-from validations.runner import ValidationReport
+from modelgate.tasks.context import current_run_id, object_store
+from modelgate.tasks.ui import artifact_key, open_lines
+from modelgate.validations.runner import ValidationReport
 
 
 @task(name="gate")

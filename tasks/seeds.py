@@ -13,7 +13,7 @@ from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet
 from modelgate.task_runners import worker_name
 from modelgate.training.isolated import train_in_subprocess
-from tasks.context import object_store
+from modelgate.tasks.context import object_store
 
 
 def main_metric(cfg: PipelineConfig) -> str:

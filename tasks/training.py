@@ -18,9 +18,9 @@ from modelgate.storage import ObjectStore
 from modelgate.training.checkpoint import LATEST_FILE
 from modelgate.training.history_logs import write_history_events
 from modelgate.training.isolated import train_in_subprocess
-from tasks.context import object_store
-from tasks.ui import artifact_key
-from validations.runner import ValidationReport
+from modelgate.tasks.context import object_store
+from modelgate.tasks.ui import artifact_key
+from modelgate.validations.runner import ValidationReport
 
 # Fault injection for the retry path: set to a file path, the train task fails once (and writes
 # that file) at the first epoch line after a checkpoint exists; with the file present it trains.

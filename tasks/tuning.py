@@ -17,9 +17,9 @@ from modelgate.tuning import report
 from modelgate.tuning.objective import tuning_report
 from modelgate.tuning.study import BEST_FILE, best_config_yaml, best_trial, study_prefix
 from modelgate.tuning.trial import run_trial
-from tasks.context import object_store
-from tasks.ui import artifact_key, png_data_uri
-from validations.runner import ValidationReport
+from modelgate.tasks.context import object_store
+from modelgate.tasks.ui import artifact_key, png_data_uri
+from modelgate.validations.runner import ValidationReport
 
 
 @task(name="tuning-data")

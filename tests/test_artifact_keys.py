@@ -18,7 +18,7 @@ def test_a_run_retries_training_from_its_checkpoint_and_publishes_keyed_artifact
     tmp_path, tmp_path_factory, monkeypatch, modelgate_env, object_store, prefect_server
 ):
     from modelgate.runner import run_pipeline
-    from tasks.training import FAULT_ONCE_ENV
+    from modelgate.tasks.training import FAULT_ONCE_ENV
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     marker = tmp_path / "fault-fired"

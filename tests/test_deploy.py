@@ -76,7 +76,7 @@ def test_the_run_form_offers_every_profile_of_the_pipeline(pipeline):
     """The flow's `profile` choices (the UI's select) are exactly `default` and the config's profiles."""
     import typing
 
-    from flows import FLOWS
+    from modelgate.flows import FLOWS
 
     root = REPO / "modelgate" / "configs" / f"{pipeline}.yaml"
     profiles = {"default", *(yaml.safe_load(root.read_text()).get("profiles") or {})}

@@ -9,9 +9,9 @@ import pytest
 
 from modelgate.data.esco import COLUMNS, DATASET_NAME
 from modelgate.data.snapshot import load_snapshot, snapshot_table
-from validations.esco_pairs import EscoPairsValidationConfig, annotate_pairs, validate_pairs
-from validations.quarantine import read_quarantine
-from validations.runner import ValidationFailed
+from modelgate.validations.esco_pairs import EscoPairsValidationConfig, annotate_pairs, validate_pairs
+from modelgate.validations.quarantine import read_quarantine
+from modelgate.validations.runner import ValidationFailed
 
 CONFIG = EscoPairsValidationConfig(split_rows={"train": (10, 100), "validation": (2, 50), "test": (2, 50)},
                                    max_filtered_fraction=0.5)

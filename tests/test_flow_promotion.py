@@ -9,7 +9,7 @@ import time
 import pytest
 
 from candidates import register_candidate
-from flows.promotion import promote_model
+from modelgate.flows.promotion import promote_model
 from modelgate.registry import Registry
 
 

@@ -34,7 +34,7 @@ def test_per_class_metrics_match_sklearn_and_carry_intervals():
 
 
 def test_config_holds_the_recipe_and_a_quick_profile():
-    import flows
+    import modelgate.flows
     from modelgate.config import ConfigError
     from modelgate.pipelines import get_pipeline
     from modelgate.pipelines.nli import PIPELINE

@@ -54,7 +54,7 @@ def test_flow_quarantines_no_gold_rows_registers_and_predicts_pairs(tmp_path, fl
     from modelgate.predict import load_predictor
     from modelgate.preprocess import encode_pairs
     from modelgate.runner import run_pipeline
-    from validations.quarantine import read_quarantine
+    from modelgate.validations.quarantine import read_quarantine
 
     mirror = write_snli_mirror(tmp_path / "mirror")
     outcome = run_pipeline("nli", profile="default", config_file=write_config(tmp_path, mirror, tiny_preset))

@@ -10,9 +10,9 @@ from fixtures_snli import fixture_validation_config, make_snli_rows
 from mirror import REAL_MIRROR
 from modelgate.data.snapshot import load_snapshot, snapshot_table
 from modelgate.data.snli import DATASET_NAME, apply_offline_protocol, load_snli, snli_table
-from validations.quarantine import read_quarantine
-from validations.runner import ValidationFailed, ValidationReport
-from validations.snli import SnliValidationConfig, validate_snli
+from modelgate.validations.quarantine import read_quarantine
+from modelgate.validations.runner import ValidationFailed, ValidationReport
+from modelgate.validations.snli import SnliValidationConfig, validate_snli
 
 
 def fixture_frame(changes: dict | None = None) -> pd.DataFrame:

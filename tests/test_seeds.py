@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from fixtures_clinc import clinc_tiny_preset, write_clinc_config, write_clinc_mirror
 from prefect_ui import api, artifact_keys
 
-from flows.seeds import seeds  # before CliRunner swaps the streams: TensorFlow logs to stderr
+from modelgate.flows.seeds import seeds  # before CliRunner swaps the streams: TensorFlow logs to stderr
 from modelgate.cli import app
 from modelgate.training.isolated import IN_PROCESS_ENV
-from tasks.seeds import spread
+from modelgate.tasks.seeds import spread
 
 
 def test_spread_is_mean_sample_std_min_max():

@@ -15,7 +15,7 @@ from prefect_dask import DaskTaskRunner
 from test_toxicity_flow import write_config
 from tiny_preset import build_tiny_preset
 
-from flows.toxicity_learning_curve import toxicity_learning_curve
+from modelgate.flows.toxicity_learning_curve import toxicity_learning_curve
 from modelgate.task_runners import TaskRunnerError, check_task_runner, resolve_task_runner
 
 WORKERS = ("worker-a", "worker-b")

@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from modelgate.pipelines import PIPELINES
 from modelgate.pipelines.results import TrainedModel
-from tasks.training import with_tensorboard_logs
+from modelgate.tasks.training import with_tensorboard_logs
 
 
 def _trained(history: dict, resumed: int | None = None, tensorboard_uri: str = "") -> TrainedModel:

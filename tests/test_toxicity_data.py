@@ -45,7 +45,7 @@ def test_reader_errors_say_what_and_where(tmp_path):
 def _validate(store, rows, tmp_path, **config):
     from modelgate.data.ethos import load_ethos
     from modelgate.data.snapshot import snapshot_table
-    from validations.ethos import EthosValidationConfig, validate_ethos
+    from modelgate.validations.ethos import EthosValidationConfig, validate_ethos
 
     frame, _ = load_ethos(str(write_ethos_mirror(tmp_path / "mirror", rows)), train_size=40)
     snapshot = snapshot_table(store, "ethos", frame)
@@ -54,7 +54,7 @@ def _validate(store, rows, tmp_path, **config):
 
 
 def test_bad_labels_and_conflicting_duplicates_are_quarantined(object_store, tmp_path):
-    from validations.quarantine import read_quarantine
+    from modelgate.validations.quarantine import read_quarantine
 
     rows = make_ethos_rows(60)
     rows[3] = (rows[3][0], 1.7)  # isHate outside [0, 1]
@@ -69,7 +69,7 @@ def test_bad_labels_and_conflicting_duplicates_are_quarantined(object_store, tmp
 
 
 def test_quality_failures_stop_the_data(object_store, tmp_path):
-    from validations.runner import ValidationFailed
+    from modelgate.validations.runner import ValidationFailed
 
     rows = make_ethos_rows(60)
     rows[2] = ("   ", 1.0)  # a blank comment

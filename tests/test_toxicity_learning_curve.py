@@ -33,7 +33,7 @@ def test_grid_points_and_table():
 
 
 def test_learning_curve_flow(tmp_path, monkeypatch, modelgate_env, prefect_server, object_store):
-    from flows.toxicity_learning_curve import toxicity_learning_curve
+    from modelgate.flows.toxicity_learning_curve import toxicity_learning_curve
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     preset = build_tiny_preset(tmp_path / "tiny-bert", extra_words=fixture_words())

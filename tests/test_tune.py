@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from fixtures_clinc import clinc_tiny_preset, write_clinc_config, write_clinc_mirror
 from prefect_ui import api, artifact_keys
 
-from flows.tune import tune  # before CliRunner swaps the streams: TensorFlow logs to stderr
+from modelgate.flows.tune import tune  # before CliRunner swaps the streams: TensorFlow logs to stderr
 from modelgate.cli import app
 from modelgate.pipelines import get_pipeline
 from modelgate.training.isolated import IN_PROCESS_ENV

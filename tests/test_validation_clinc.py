@@ -12,9 +12,9 @@ import pytest
 from modelgate.data.clinc import DATASET_NAME, clinc_from_json_layout, load_clinc, load_known_intents
 from modelgate.data.snapshot import load_snapshot, snapshot_table
 from fixtures_clinc import FIXTURE_INTENTS, fixture_config_kwargs, make_clinc_payload
-from validations.clinc import ClincValidationConfig, validate_clinc
-from validations.quarantine import read_quarantine
-from validations.runner import ValidationFailed, ValidationReport
+from modelgate.validations.clinc import ClincValidationConfig, validate_clinc
+from modelgate.validations.quarantine import read_quarantine
+from modelgate.validations.runner import ValidationFailed, ValidationReport
 
 from mirror import REAL_MIRROR as MIRROR  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Data validation with Great Expectations 1.x: the shared engine and one suite per dataset."""
 
-from validations.runner import (
+from modelgate.validations.runner import (
     ExpectationOutcome,
     FilterRule,
     QualityBatch,

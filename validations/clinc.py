@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, model_validator
 from modelgate.data.clinc import CLINC_SPLITS, COLUMNS, DATASET_NAME, IN_SCOPE_SPLITS, OOS_INTENT, OOS_SPLITS
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.storage import ObjectStore
-from validations.runner import (
+from modelgate.validations.runner import (
     FilterRule,
     QualityBatch,
     SuiteInputError,

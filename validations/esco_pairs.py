@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, model_validator
 from modelgate.data.esco import COLUMNS, DATASET_NAME, SPLITS, TIERS, USER_KIND, pair_key
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.storage import ObjectStore
-from validations.runner import FilterRule, QualityBatch, SuiteInputError, ValidationReport, ValidationSuite, run_validation
+from modelgate.validations.runner import FilterRule, QualityBatch, SuiteInputError, ValidationReport, ValidationSuite, run_validation
 
 ANNOTATIONS = ("pair_key", "self_pair", "conflicting_score", "repeated_pair")
 LEAK_COLUMN = "title_also_in_train"

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, model_validator
 from modelgate.data.ethos import COLUMNS, DATASET_NAME, SPLITS
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.storage import ObjectStore
-from validations.runner import (
+from modelgate.validations.runner import (
     FilterRule,
     QualityBatch,
     SuiteInputError,

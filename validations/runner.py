@@ -34,7 +34,7 @@ from pydantic import BaseModel, Field
 
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, plain_value, snapshot_table
 from modelgate.storage import ObjectStore
-from validations.quarantine import (
+from modelgate.validations.quarantine import (
     FILTERED_FILE,
     QUALITY_FILE,
     quarantine_prefix,

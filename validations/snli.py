@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, model_validator
 from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.data.snli import COLUMNS, DATASET_NAME, LABEL_NAMES, NO_GOLD_LABEL, SNLI_SPLITS
 from modelgate.storage import ObjectStore
-from validations.runner import (
+from modelgate.validations.runner import (
     FilterRule,
     QualityBatch,
     SuiteInputError,

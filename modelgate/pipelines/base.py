@@ -23,7 +23,7 @@ from modelgate.data.snapshot import DatasetSnapshot
 from modelgate.evaluation.result import Evaluation
 from modelgate.pipelines.results import FeatureSet, TrainedModel
 from modelgate.storage import ObjectStore
-from validations.runner import ValidationReport
+from modelgate.validations.runner import ValidationReport
 
 
 class Predictor(Protocol):

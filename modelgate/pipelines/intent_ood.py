@@ -45,8 +45,8 @@ from modelgate.pipelines.stages import (
 from modelgate.preprocess import encode_texts
 from modelgate.storage import ObjectStore
 from modelgate.summary import text_table
-from validations.clinc import ClincValidationConfig, validate_clinc
-from validations.runner import ValidationReport
+from modelgate.validations.clinc import ClincValidationConfig, validate_clinc
+from modelgate.validations.runner import ValidationReport
 
 NAME = "intent-ood"
 DATASET = "clinc_oos"

@@ -56,8 +56,8 @@ from modelgate.preprocess import cached_encode, encode_texts, texts_sha256
 from modelgate.storage import ObjectStore
 from modelgate.training import EpochLog, S3Checkpointer
 from modelgate.training.similarity import SimilarityTrainSettings, train_similarity
-from validations.esco_pairs import EscoPairsValidationConfig, validate_pairs
-from validations.runner import ValidationReport
+from modelgate.validations.esco_pairs import EscoPairsValidationConfig, validate_pairs
+from modelgate.validations.runner import ValidationReport
 
 NAME = "job-similarity"
 PREDICT_EXAMPLE = '"Data Scientist" "Machine Learning Engineer"'

@@ -39,8 +39,8 @@ from modelgate.pipelines.stages import (
 from modelgate.preprocess import encode_pairs
 from modelgate.storage import ObjectStore
 from modelgate.summary import text_table
-from validations.runner import ValidationReport
-from validations.snli import SnliValidationConfig, validate_snli
+from modelgate.validations.runner import ValidationReport
+from modelgate.validations.snli import SnliValidationConfig, validate_snli
 
 NAME = "nli"
 PREDICT_EXAMPLE = '--pair "A man is playing a guitar." "A man is making music."'

@@ -46,8 +46,8 @@ from modelgate.storage import ObjectStore
 from modelgate.summary import text_table
 from modelgate.training import EpochLog, TrainResult, set_seed, train_classifier
 from modelgate.training.causal_lm import fit_causal_lm
-from validations.ethos import EthosValidationConfig, validate_ethos
-from validations.runner import ValidationReport
+from modelgate.validations.ethos import EthosValidationConfig, validate_ethos
+from modelgate.validations.runner import ValidationReport
 
 NAME = "toxicity"
 CLASS_NAMES = ["not_hateful", "hateful"]  # class 1 is the positive class of F1

@@ -34,7 +34,7 @@ from modelgate.registry.lineage import environment_lineage
 from modelgate.registry.promotion import PRODUCTION, baseline
 from modelgate.registry.versions import Registry, RegistryError
 from modelgate.storage import ObjectStore
-from validations.runner import ValidationReport
+from modelgate.validations.runner import ValidationReport
 
 METRICS_FILE = "metrics.json"
 REPORT_DIR = "report"

@@ -40,7 +40,7 @@ def find_project_dir(start: Path | None = None) -> Path:
     if start is not None:
         candidates = [Path(start).resolve()]
     else:
-        candidates = [Path.cwd().resolve(), Path(__file__).resolve().parents[1]]
+        candidates = [Path.cwd().resolve(), Path(__file__).resolve().parents[2]]
     for candidate in candidates:
         if (candidate / PREFECT_FILE).is_file() and (candidate / "flows").is_dir():
             return candidate

@@ -20,7 +20,7 @@ from modelgate.data.snapshot import load_snapshot, snapshot_table
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
 from modelgate.storage import ObjectStore
-from validations.runner import ValidationReport
+from modelgate.validations.runner import ValidationReport
 
 HISTORY_METRICS = {
     "intent-ood": ("val_accuracy", "val_loss"),

@@ -53,7 +53,7 @@ def check_tune_inputs(pipeline: str, trials: int, space_file: str | None, profil
 def run_tune(pipeline: str, trials: int, space_file: str | None = None, profile: str = "default",
              config_file: str | None = None, overrides: list[str] | None = None, parallel: int = 1,
              task_runner: str = "local", output: str | None = None) -> TuneOutcome:
-    from flows.tune import tune
+    from modelgate.flows.tune import tune
 
     overrides = overrides or []
     try:
