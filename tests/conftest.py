@@ -77,3 +77,10 @@ def prefect_server() -> str:
 
     with prefect_test_harness(server_startup_timeout=300):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def flow_env(monkeypatch, modelgate_env, prefect_server):
+    """The test's bucket and home (modelgate_env) with flows reporting to the session's Prefect server."""
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+    return modelgate_env

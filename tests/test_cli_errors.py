@@ -136,12 +136,6 @@ def test_the_filter_drops_only_the_known_notices(capfd):
 
 
 # -- a failing run: the root cause first, the tracebacks in the log ---------------------------
-@pytest.fixture
-def flow_env(monkeypatch, modelgate_env, prefect_server):
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    return modelgate_env
-
-
 @pytest.mark.slow
 def test_a_truncated_data_file_is_one_line_before_any_traceback(tmp_path, flow_env):
     text = json.dumps(make_clinc_payload())

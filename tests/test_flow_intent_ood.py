@@ -26,12 +26,6 @@ def tiny_preset(tmp_path_factory):
     return clinc_tiny_preset(tmp_path_factory.mktemp("preset"))
 
 
-@pytest.fixture
-def flow_env(monkeypatch, modelgate_env, prefect_server):
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    return modelgate_env
-
-
 def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_env, object_store, tiny_preset):
     from modelgate.predict import load_predictor
     from modelgate.runner import run_pipeline

@@ -23,12 +23,6 @@ def tiny_preset(tmp_path_factory):
     return build_tiny_preset(tmp_path_factory.mktemp("preset") / "tiny-bert", extra_words=fixture_words())
 
 
-@pytest.fixture
-def flow_env(monkeypatch, modelgate_env, prefect_server):
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    return modelgate_env
-
-
 def write_config(tmp_path, mirror, preset, gate=None) -> str:
     config = {
         "data": {"source": str(mirror), "stsb_source": str(mirror), **FIXTURE_DATA},

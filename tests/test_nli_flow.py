@@ -40,12 +40,6 @@ def write_config(tmp_path, mirror, preset) -> str:
     return str(path)
 
 
-@pytest.fixture
-def flow_env(monkeypatch, modelgate_env, prefect_server):
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    return modelgate_env
-
-
 def test_flow_quarantines_no_gold_rows_registers_and_predicts_pairs(tmp_path, flow_env, object_store, tiny_preset):
     from typer.testing import CliRunner
 

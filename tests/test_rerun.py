@@ -66,12 +66,6 @@ def tiny_preset(tmp_path_factory):
     return clinc_tiny_preset(tmp_path_factory.mktemp("preset"))
 
 
-@pytest.fixture
-def flow_env(monkeypatch, modelgate_env, prefect_server):
-    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
-    return modelgate_env
-
-
 def _config(root: Path, mirror: Path, preset: Path, gate: dict) -> str:
     root.mkdir(parents=True, exist_ok=True)
     return write_clinc_config(root, mirror, preset, gate=gate)
