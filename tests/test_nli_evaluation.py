@@ -34,7 +34,7 @@ def test_per_class_metrics_match_sklearn_and_carry_intervals():
 
 
 def test_config_holds_the_recipe_and_a_quick_profile():
-    import modelgate.flows
+    from modelgate.flows import FLOWS
     from modelgate.config import ConfigError
     from modelgate.pipelines import get_pipeline
     from modelgate.pipelines.nli import PIPELINE
@@ -53,4 +53,4 @@ def test_config_holds_the_recipe_and_a_quick_profile():
     with pytest.raises(ConfigError, match="sentence_chars"):
         load_config(overrides=["validation.sentence_chars=[10, 1]"])
     assert get_pipeline("nli") is PIPELINE and PIPELINE.name == "nli"
-    assert flows.FLOWS["nli"].name == "nli"
+    assert FLOWS["nli"].name == "nli"
