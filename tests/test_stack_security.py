@@ -3,6 +3,7 @@ and the privacy of what the stack writes, against a real `modelgate stack up` (S
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import ssl
@@ -74,7 +75,10 @@ def _http(method: str, url: str, body: bytes | None = None, headers=None) -> tup
         with urllib.request.urlopen(request, timeout=5, context=context) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        try:
+            return exc.code, exc.read()
+        except (OSError, http.client.HTTPException):  # the server closed before its error body
+            return exc.code, b""
     except (urllib.error.URLError, OSError, ValueError, ConnectionError):
         return 0, b""
 
