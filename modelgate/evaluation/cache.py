@@ -26,12 +26,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import modelgate
 from modelgate.evaluation.result import Evaluation
+from modelgate.registry.lineage import package_versions
 from modelgate.storage import NotFound, ObjectStore, PreconditionFailed, sha256_bytes
 
 ROOT = "cache/evaluation"
@@ -52,14 +52,8 @@ def code_version() -> dict[str, Any]:
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    packages = {}
-    for name in NUMERIC_PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return {"modelgate": modelgate.__version__, "source_sha256": digest.hexdigest(),
-            "packages": packages, "keras_backend": keras.config.backend()}
+            "packages": package_versions(NUMERIC_PACKAGES), "keras_backend": keras.config.backend()}
 
 
 class CacheEntryRejected(ValueError):

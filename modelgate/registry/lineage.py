@@ -31,9 +31,10 @@ def git_commit(path: Path | None = None) -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """name -> installed version of each of ``names`` that is installed."""
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
