@@ -45,10 +45,6 @@ class Located:
     docs_prefix: str | None
 
 
-def open_command(target: str, what: str = REPORT) -> str:
-    return f"modelgate open {target} {what}"
-
-
 def is_run_id(target: str) -> bool:
     return bool(_RUN_ID.match(target.strip().lower()))
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 
+def open_command(target: str, what: str) -> str:
+    """The command that opens ``what`` of ``target`` with a link made when it runs
+    (modelgate/links.py): what a person is shown instead of a stored, expiring link."""
+    return f"modelgate open {target} {what}"
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -86,8 +92,8 @@ def format_run_summary(summary: dict[str, Any]) -> str:
     # link would expire, and an s3:// URI opens nowhere.
     if summary.get("model") and summary.get("version"):
         ref = f"{summary['model']}:{summary['version']}"
-        lines.append(f"report: modelgate open {ref} report")
+        lines.append(f"report: {open_command(ref, 'report')}")
         if summary.get("data_docs_uri"):
-            lines.append(f"data docs: modelgate open {ref} docs")
+            lines.append(f"data docs: {open_command(ref, 'docs')}")
         lines.append(f"manifest: modelgate registry show {ref} --json")
     return "\n".join(lines)

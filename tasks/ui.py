@@ -10,6 +10,7 @@ artifacts").
 from __future__ import annotations
 
 from modelgate.evaluation.report import png_data_uri
+from modelgate.summary import open_command
 
 __all__ = ["artifact_key", "open_lines", "png_data_uri", "png_markdown"]
 
@@ -25,4 +26,4 @@ def png_markdown(title: str, data: bytes) -> str:
 
 def open_lines(target: str, *whats: str) -> list[str]:
     """Markdown bullets with the `modelgate open` command for each of ``whats``."""
-    return [f"- {what}: `modelgate open {target} {what}`" for what in whats]
+    return [f"- {what}: `{open_command(target, what)}`" for what in whats]

@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, plain_value, snapshot_table
 from modelgate.storage import ObjectStore
+from modelgate.summary import open_command
 from modelgate.validations.quarantine import (
     FILTERED_FILE,
     QUALITY_FILE,
@@ -161,7 +162,7 @@ class ValidationReport(BaseModel):
         lines += [f"- {outcome.describe()}" for outcome in self.failed]
         lines.append(f"quarantined rows: {self.quarantine_uri}/")
         # A command, not a presigned link: a link would sit in the run's logs and expire in a week.
-        lines.append(f"Data Docs: {self.docs_uri} (open: modelgate open {self.run_id} docs)")
+        lines.append(f"Data Docs: {self.docs_uri} (open: {open_command(self.run_id, 'docs')})")
         return "\n".join(lines)
 
 
