@@ -34,8 +34,8 @@ def api(api_url: str, path: str, body: dict | None = None):
         return json.loads(response.read())
 
 
-def start_custom_run(page, ui_url: str, deployment: str, profile: str) -> None:
-    """Deployments -> the deployment -> Run -> Custom run -> profile -> Submit."""
+def start_custom_run(page, ui_url: str, deployment: str, profile: str, overrides: list[str] = ()) -> None:
+    """Deployments -> the deployment -> Run -> Custom run -> profile (-> overrides) -> Submit."""
     page.goto(f"{ui_url}/deployments", timeout=UI_TIMEOUT_MS)
     page.get_by_role("link", name=deployment, exact=True).click(timeout=UI_TIMEOUT_MS)
     run = page.get_by_role("button", name="Run", exact=True)
@@ -52,7 +52,18 @@ def start_custom_run(page, ui_url: str, deployment: str, profile: str) -> None:
     options.get_by_role("option", name=profile, exact=True).click()
     # The select shows the chosen profile once the form has re-rendered (raises if it never does).
     page.get_by_role("button", name=profile, exact=True).wait_for(state="visible", timeout=UI_TIMEOUT_MS)
+    if overrides:
+        fill_list_parameter(page, list(overrides))
     page.get_by_role("button", name="Submit", exact=True).click()
+
+
+def fill_list_parameter(page, items: list[str]) -> None:
+    """The form's one list parameter (`overrides`): switch it from None to a list, then one
+    "Add item" and one typed line per item (each new item's text box is the last on the form)."""
+    page.get_by_role("button", name="list", exact=True).click(timeout=UI_TIMEOUT_MS)
+    for item in items:
+        page.get_by_role("button", name="Add item").click(timeout=UI_TIMEOUT_MS)
+        page.get_by_role("textbox").last.fill(item, timeout=UI_TIMEOUT_MS)
 
 
 def wait_for_flow_run(api_url: str, deployment_id: str, timeout: float) -> dict:

@@ -101,11 +101,21 @@ def _start(workdir: Path, mode: str, epochs: int, out: str, env: dict[str, str])
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _train(workdir: Path, mode: str, epochs: int, out: str, **env) -> dict:
-    process = _start(workdir, mode, epochs, out, _env(**env))
+def _finish(workdir: Path, process: subprocess.Popen, out: str) -> dict:
     output, _ = process.communicate(timeout=1500)
     assert process.returncode == 0, output[-3000:]
     return json.loads((workdir / out).read_text())
+
+
+def _train(workdir: Path, mode: str, epochs: int, out: str, **env) -> dict:
+    return _finish(workdir, _start(workdir, mode, epochs, out, _env(**env)), out)
+
+
+def _train_together(workdir: Path, *runs: tuple[str, int, str, dict]) -> list[dict]:
+    """Independent trainings (mode, epochs, out, env) side by side: each is a process of its own,
+    mostly single-threaded start-up, so two of them take about as long as one on two cores."""
+    started = [(_start(workdir, mode, epochs, out, _env(**env)), out) for mode, epochs, out, env in runs]
+    return [_finish(workdir, process, out) for process, out in started]
 
 
 def _s3_env(s3_server, store, prefix: str) -> dict[str, str]:
@@ -119,9 +129,12 @@ TWO_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
 @pytest.mark.slow
 def test_data_parallel_checkpoint_resumes_like_an_uninterrupted_run(workdir, s3_server, object_store):
-    straight = _train(workdir, "data_parallel", 3, "straight.json", **TWO_DEVICES)
     s3 = _s3_env(s3_server, object_store, "runs/dp/ckpt")
-    stopped = _train(workdir, "data_parallel", 3, "stopped.json", STOP_BEFORE="2", **TWO_DEVICES, **s3)
+    straight, stopped = _train_together(
+        workdir,
+        ("data_parallel", 3, "straight.json", TWO_DEVICES),
+        ("data_parallel", 3, "stopped.json", {"STOP_BEFORE": "2", **TWO_DEVICES, **s3}),
+    )
     assert stopped["stopped"] and object_store.get_json("runs/dp/ckpt/latest.json")["epoch"] == 2
     resumed = _train(workdir, "data_parallel", 3, "resumed.json", **TWO_DEVICES, **s3)
 
@@ -137,16 +150,32 @@ def test_data_parallel_checkpoint_resumes_like_an_uninterrupted_run(workdir, s3_
     assert object_store.get_json("runs/dp/ckpt/latest.json")["epoch"] == 3
 
 
-@pytest.mark.slow
-def test_data_parallel_losses_match_one_device_when_batches_split_evenly(workdir):
+@pytest.fixture(scope="module")
+def even(workdir) -> Path:
+    """The first 48 rows: six full batches, which two devices split evenly."""
     rows = np.load(workdir / "tokens.npz")
     even = workdir / "even"
-    even.mkdir(exist_ok=True)
+    even.mkdir()
     (even / "preset").symlink_to(workdir / "preset")
     (even / "train.py").write_text(TRAIN_SCRIPT)
     np.savez(even / "tokens.npz", **{k: rows[k][:48] for k in rows.files})
-    single = _train(even, "none", 2, "single.json", **TWO_DEVICES)
-    parallel = _train(even, "auto", 2, "auto.json", **TWO_DEVICES)  # auto: two devices -> data parallel
+    return even
+
+
+@pytest.fixture(scope="module")
+def even_runs(even) -> dict[str, dict]:
+    """On the even rows: one device in a one-device process (the reference both data-parallel
+    tests compare with), and auto in a two-device process, trained side by side."""
+    single, parallel = _train_together(
+        even, ("none", 2, "single.json", {}), ("auto", 2, "auto.json", TWO_DEVICES)  # auto: two devices -> data parallel
+    )
+    return {"single": single, "auto": parallel}
+
+
+@pytest.mark.slow
+def test_data_parallel_losses_match_one_device_when_batches_split_evenly(even_runs):
+    single, parallel = even_runs["single"], even_runs["auto"]
+    assert single["devices"] == 1 and single["plan_devices"] == 1
     assert parallel["plan_devices"] == 2 and parallel["sharding_devices"]["kernel"] == 2
     np.testing.assert_allclose(parallel["loss"], single["loss"], rtol=LOSS_RTOL)
     np.testing.assert_allclose(parallel["val_loss"], single["val_loss"], rtol=LOSS_RTOL)
@@ -159,15 +188,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_train_data_parallel_like_one(workdir):
-    rows = np.load(workdir / "tokens.npz")
-    even = workdir / "mp"
-    even.mkdir(exist_ok=True)
-    (even / "preset").symlink_to(workdir / "preset")
-    (even / "train.py").write_text(TRAIN_SCRIPT)
-    np.savez(even / "tokens.npz", **{k: rows[k][:48] for k in rows.files})
-    single = _train(even, "none", 2, "single.json")
-
+def test_two_processes_train_data_parallel_like_one(even, even_runs):
+    single = even_runs["single"]
     coordinator = f"127.0.0.1:{_free_port()}"
     processes = [
         _start(even, "auto", 2, f"process{i}.json",

@@ -17,8 +17,17 @@ from fixtures_clinc import (
     write_clinc_mirror,
 )
 from prefect_ui import artifact_keys
+from modelgate.training.isolated import IN_PROCESS_ENV
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def train_in_process(monkeypatch):
+    """These tests are about what a run records; a child process per training would only add its
+    start-up (the child-process path is test_isolated_training.py's, and the stack's in
+    test_browser_ui.py)."""
+    monkeypatch.setenv(IN_PROCESS_ENV, "1")
 
 
 @pytest.fixture(scope="module")

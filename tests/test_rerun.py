@@ -15,6 +15,7 @@ from modelgate.evaluation.cache import ROOT, EvaluationCache
 from modelgate.evaluation.result import Evaluation
 from modelgate.gate import evaluate_gate, load_gate_config
 from modelgate.registry import Registry
+from modelgate.training.isolated import IN_PROCESS_ENV
 
 # Passes with no production (the change threshold is skipped); against a production version with
 # ECE 0 it fails, since any real model's ECE is above 0.
@@ -98,7 +99,10 @@ def _run(config: str, overrides: list[str] | None = None):
 
 
 @pytest.mark.slow
-def test_unchanged_rerun_reuses_the_evaluation_and_registers_nothing(tmp_path, flow_env, object_store, tiny_preset):
+def test_unchanged_rerun_reuses_the_evaluation_and_registers_nothing(
+    tmp_path, monkeypatch, flow_env, object_store, tiny_preset
+):
+    monkeypatch.setenv(IN_PROCESS_ENV, "1")  # what is reused is the question here, not where training runs
     registry = Registry(object_store)
     baseline = _register_baseline(registry, tmp_path / "baseline")
     mirror = write_clinc_mirror(tmp_path / "mirror")

@@ -18,6 +18,7 @@ from fixtures_ethos import (
 )
 from tiny_preset import build_tiny_preset
 from prefect_ui import artifact_keys
+from modelgate.training.isolated import IN_PROCESS_ENV
 
 pytestmark = pytest.mark.slow
 CLASSES = {"hateful", "not_hateful"}
@@ -42,7 +43,7 @@ def write_config(tmp_path, mirror, preset, **model) -> str:
     return str(path)
 
 
-def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, flow_env, object_store, tiny_bert):
+def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, monkeypatch, flow_env, object_store, tiny_bert):
     from typer.testing import CliRunner
 
     from modelgate.cli import app
@@ -50,6 +51,8 @@ def test_encoder_flow_registers_whole_then_adapter_versions(tmp_path, flow_env, 
     from modelgate.predict import load_predictor
     from modelgate.runner import run_pipeline
 
+    # What the versions hold is the question, not where training runs (test_isolated_training.py).
+    monkeypatch.setenv(IN_PROCESS_ENV, "1")
     base = tmp_path / "base"
     shutil.copytree(tiny_bert, base)
     mirror = write_ethos_mirror(tmp_path / "mirror")
