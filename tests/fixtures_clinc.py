@@ -75,7 +75,8 @@ def write_clinc_config(tmp_path, mirror, preset, gate: dict | None = None) -> st
     config = {
         "data": {"source": str(mirror), "variant": "full"},
         "model": {"preset": str(preset), "sequence_length": 16, "num_inducing": 64},
-        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1.0e-3},
+        # The caller's backend, not the default profile's JAX (tests/test_training_backend.py).
+        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1.0e-3, "backend": "inherit"},
         "evaluate": {"bootstrap_samples": 100},
         "validation": validation,
     }

@@ -170,3 +170,16 @@ def test_a_data_file_that_is_not_utf8_names_the_file_and_the_byte(tmp_path, flow
     assert outcome.exit_code == EXIT_ERROR
     assert f"{data} is not UTF-8 text: byte 0xff at line 1 (byte offset {offset})" in outcome.error
     assert "\n" not in outcome.error and outcome.error_line().startswith("run failed: ")
+
+
+def test_the_first_device_lookup_after_a_quiet_import_prints_nothing(tmp_path):
+    """TensorFlow asks CUDA for a device at its first op, not at import: on a machine without a GPU
+    that printed "failed call to cuInit" in the middle of a run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
+    script = ("import modelgate.quiet as quiet; quiet.install()\n"
+              "import tensorflow as tf\n"
+              "print(int(tf.reduce_sum(tf.constant([1, 2]))))\n")
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
+    assert "cuInit" not in done.stderr and "cuda" not in done.stderr.lower(), done.stderr

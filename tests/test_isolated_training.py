@@ -21,18 +21,20 @@ def _missing_features(store) -> FeatureSet:
 
 def test_a_failing_child_reports_its_error_and_output(modelgate_env, object_store, monkeypatch):
     monkeypatch.delenv(IN_PROCESS_ENV, raising=False)
-    cfg = intent_ood.load_config("quick")
+    cfg = intent_ood.load_config("quick", None, ["train.backend=inherit"])
     lines: list[str] = []
     with pytest.raises(TrainingProcessError, match=r"training failed: \w+: .*bogus"):
         train_in_subprocess(intent_ood, cfg, _missing_features(object_store), log=lines.append)
     # The child's traceback reached the caller's log, line by line.
     assert any("Traceback" in line for line in lines)
     assert any("bogus" in line for line in lines)
+    # TensorFlow's start-up notices in the child (absl, "no CUDA driver") are not passed on.
+    assert not [line for line in lines if "absl::InitializeLog" in line or "cuda" in line.lower()]
 
 
 def test_the_in_process_switch_trains_in_the_caller(modelgate_env, object_store, monkeypatch):
     monkeypatch.setenv(IN_PROCESS_ENV, "1")
-    cfg = intent_ood.load_config("quick")
+    cfg = intent_ood.load_config("quick", None, ["train.backend=inherit"])
     with pytest.raises(Exception, match="bogus") as raised:
         train_in_subprocess(intent_ood, cfg, _missing_features(object_store))
     assert not isinstance(raised.value, TrainingProcessError)  # raised here, not in a child

@@ -31,7 +31,8 @@ from modelgate.training import (  # noqa: E402
     set_seed,
     train_classifier,
 )
-from modelgate.training.batches import LengthBucketedBatches, token_lengths  # noqa: E402
+from modelgate.models.padding import predict_by_length, token_lengths  # noqa: E402
+from modelgate.training.batches import LengthBucketedBatches  # noqa: E402
 from tiny_preset import build_tiny_preset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -373,3 +374,19 @@ def test_bucketed_training_learns_and_gives_the_same_model_shape(tiny_preset_dir
     result = train_classifier(model, x, y, x, y, cfg=settings)
     assert result.history["loss"][-1] < result.history["loss"][0]
     assert np.asarray(model.predict(x, verbose=0)).shape == (len(y), 4)
+
+
+def test_prediction_by_length_equals_full_width_prediction_in_input_order(tiny_preset_dir, tokenizer):
+    texts = [t for label in INTENTS for t in INTENTS[label]]
+    longer = [f"{t} and then please also {t} right now" for t in texts]
+    mixed = [t for pair in zip(texts, longer) for t in pair]  # widths alternate row by row
+    x = encode_texts(tokenizer, mixed, sequence_length=32)
+    assert len({min(32, -(-n // 8) * 8) for n in token_lengths(x["padding_mask"])}) > 1
+    set_seed(0)
+    model = EncoderClassifier(load_backbone(tiny_preset_dir), num_classes=4, head="sngp")
+    full = np.asarray(model.predict(x, batch_size=4, verbose=0))
+    trimmed = predict_by_length(model, x, batch_size=4)
+    np.testing.assert_allclose(trimmed, full, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.predict_embeddings(x, batch_size=4),
+                               np.asarray(model.embedding_model().predict(x, batch_size=4, verbose=0)),
+                               rtol=1e-4, atol=1e-5)

@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from modelgate.models.gaussian_process import RandomFeatureGaussianProcess
+from modelgate.models.padding import predict_by_length
 from modelgate.models.pooling import MaskedMeanPooling
 from modelgate.models.spectral_norm import SpectralNormDense
 
@@ -186,9 +187,9 @@ class EncoderClassifier(keras.Model):
         return ops.convert_to_numpy(logits), ops.convert_to_numpy(variance)
 
     def predict_embeddings(self, inputs, batch_size=128):
-        """Numpy pooled embeddings [N, encoder_dim] over a dict of token arrays."""
-        model = self.embedding_model()
-        return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0))
+        """Numpy pooled embeddings [N, encoder_dim] over a dict of token arrays (each row at its own
+        length: ``predict_by_length``)."""
+        return predict_by_length(self.embedding_model(), inputs, batch_size=batch_size)
 
     # -- frozen-encoder training ----------------------------------------------------------------
     def embedding_model(self):

@@ -19,6 +19,7 @@ from modelgate.artifacts import save_model_dir
 from modelgate.config import PipelineConfig
 from modelgate.models.backbones import load_backbone, load_tokenizer
 from modelgate.models.classifier import EncoderClassifier
+from modelgate.models.padding import predict_by_length
 from modelgate.pipelines.results import FeatureSet, TrainedModel
 from modelgate.pipelines.stages import TrainingRun, record_trained, reuse_or_train
 from modelgate.storage import ObjectStore
@@ -95,7 +96,8 @@ def train_and_stage(
 
 
 def predict_arrays(model, arrays, batch_size: int = 128) -> np.ndarray:
-    return np.asarray(model.predict(arrays, batch_size=batch_size, verbose=0))
+    """Predictions over token arrays, each row at its own length (``predict_by_length``)."""
+    return predict_by_length(model, arrays, batch_size=batch_size)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

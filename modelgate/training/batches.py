@@ -10,15 +10,10 @@ batches differ (rows of a batch have similar lengths), the order still follows (
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
-
-def token_lengths(padding_mask: np.ndarray) -> np.ndarray:
-    """Real tokens per row; a row's tokens are its leading, unmasked positions."""
-    return np.asarray(padding_mask).astype(bool).sum(axis=1)
+from modelgate.models.padding import token_lengths, trimmed_width
 
 
 class LengthBucketedBatches(keras.utils.PyDataset):
@@ -48,7 +43,7 @@ class LengthBucketedBatches(keras.utils.PyDataset):
 
     def batch_length(self, rows: np.ndarray) -> int:
         longest = int(self._lengths[rows].max()) if len(rows) else 1
-        return min(self.full_length, max(self.multiple, math.ceil(longest / self.multiple) * self.multiple))
+        return trimmed_width(longest, self.full_length, self.multiple)
 
     def __getitem__(self, index: int):
         rows = self.batches[index]

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Callable
 
 from modelgate.pipelines.results import FeatureSet, TrainedModel
+from modelgate.quiet import TENSORFLOW_NOTICES
 from modelgate.storage import ObjectStore
+from modelgate.training.backend import check_process_backend, training_environment
 from modelgate.training.distribution import distributed_stage, initialize_multihost
 
 IN_PROCESS_ENV = "MODELGATE_TRAIN_IN_PROCESS"
-# TensorFlow's C++ informational lines ("I0000 00:00:..."): noise in a run log.
+# TensorFlow's C++ informational lines ("I0000 00:00:...") and start-up notices: noise in a run log.
 _NATIVE_INFO = re.compile(r"^I\d{4} \d\d:\d\d:\d\d")
 
 
@@ -41,7 +43,9 @@ def train_stage(pipeline, cfg, features: FeatureSet) -> TrainedModel:
     """The pipeline's train stage against the configured object store (runs in any process).
 
     Under ``train.distribution`` (pipelines whose train section has it; the others train on one
-    device), so the model is built on the devices it trains on."""
+    device), so the model is built on the devices it trains on, and only under the Keras backend
+    ``train.backend`` asks for (``training.backend``)."""
+    check_process_backend(cfg)
     with distributed_stage(getattr(cfg.train, "distribution", "none")):
         return pipeline.train(cfg, ObjectStore.from_settings(), features)
 
@@ -52,13 +56,15 @@ def train_in_subprocess(
     """Train in a fresh Python process and return the trained model's manifest.
 
     The request crosses the process boundary as JSON: the pipeline's name, its resolved config and
-    the feature set; the child finds the pipeline in ``PIPELINES`` and validates both again.
+    the feature set; the child finds the pipeline in ``PIPELINES`` and validates both again. The
+    child runs the Keras backend ``train.backend`` names.
     """
     if os.environ.get(IN_PROCESS_ENV, "").lower() in ("1", "true", "yes"):
         return train_stage(pipeline, cfg, features)
     # `print` looked up at call time: inside a Prefect run with log_prints it is the patched print
     # that turns lines into run logs (and keeps them off the CLI's stdout).
     log = log or print
+    environment = training_environment(cfg)
     with tempfile.TemporaryDirectory(prefix="modelgate-train-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(json.dumps({
@@ -69,12 +75,13 @@ def train_in_subprocess(
         command = [sys.executable, "-u", "-m", "modelgate.training.isolated", str(request), str(result)]
         with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env=environment,
             start_new_session=True,  # so a cancelled run can stop the whole child group
         ) as child:
             try:
                 for line in child.stdout:
                     line = line.rstrip("\n")
-                    if line and not _NATIVE_INFO.match(line):
+                    if line and not _NATIVE_INFO.match(line) and not TENSORFLOW_NOTICES.search(line):
                         log(line)
                 code = child.wait()
             except BaseException:  # cancelled or crashed: do not leave training running
