@@ -2,8 +2,8 @@
 
 Training runs in a process of its own (``training.isolated``), so it need not run under the flow's
 backend: ``train.backend`` names the one it uses. On the project's 2-core CPU machine, fine-tuning
-MiniLM under JAX ran two to four times the examples per second of TensorFlow (docs/benchmarks.md,
-"Training backend"), and the GPU image has JAX and no TensorFlow. ``inherit`` keeps the caller's
+MiniLM under JAX ran about twice the examples per second of TensorFlow (docs/benchmarks.md,
+intent-ood default profile), and the GPU image has JAX and no TensorFlow. ``inherit`` keeps the caller's
 backend (``KERAS_BACKEND``, else TensorFlow). The trained model is saved in Keras' backend-neutral
 ``.keras`` format, so evaluation and serving load it under whichever backend they run.
 
