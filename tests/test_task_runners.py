@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 from dask_cluster import DaskCluster
@@ -33,29 +32,12 @@ def test_settings_resolve_to_task_runners():
             check_task_runner(bad)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, s3_server, prefect_server):
-    """One cluster for the module's tests, so its workers load TensorFlow once (the test that kills
-    a worker comes last). The workers keep the environment they start with, so the module has a
-    bucket and settings of its own, as modelgate_env gives one test."""
-    root = tmp_path_factory.mktemp("dask")
-    store = s3_server.store(f"test-{uuid.uuid4().hex[:16]}")
-    store.ensure_bucket()
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        (root / "home").mkdir()
-        for name, value in {
-            "MODELGATE_HOME": str(root / "home"), "MODELGATE_S3_ENDPOINT": s3_server.endpoint,
-            "MODELGATE_BUCKET": store.bucket, "AWS_ACCESS_KEY_ID": s3_server.credentials.access_key,
-            "AWS_SECRET_ACCESS_KEY": s3_server.credentials.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
-            "PREFECT_API_URL": prefect_server,  # the workers' task runs report here
-        }.items():
-            monkeypatch.setenv(name, value)
-        dask = DaskCluster(WORKERS, root)
-        try:
-            yield dask
-        finally:
-            dask.stop()
-            store.delete_bucket()
+@pytest.fixture
+def cluster(tmp_path, monkeypatch, modelgate_env, prefect_server):
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)  # the workers' task runs report here
+    dask = DaskCluster(WORKERS, tmp_path)
+    yield dask
+    dask.stop()
 
 
 @pytest.fixture
