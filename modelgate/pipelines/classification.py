@@ -3,7 +3,7 @@
 train: an ``EncoderClassifier`` (softmax or SNGP head on a keras-hub backbone) fine-tuned with
 per-epoch S3 checkpoints, then staged with its tokenizer and labels (``reuse_or_train`` keys the
 run by its inputs, so a killed run resumes and a finished one is reused). With a frozen encoder
-the embeddings are computed once and only the head trains. Evaluate reads probabilities back
+the embeddings are computed once (``modelgate.embedding_cache``) and only the head trains. Evaluate reads probabilities back
 through ``predict_arrays`` and ``softmax``.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from modelgate.artifacts import save_model_dir
 from modelgate.config import PipelineConfig
+from modelgate.embedding_cache import Embedder
 from modelgate.models.backbones import load_backbone, load_tokenizer
 from modelgate.models.classifier import EncoderClassifier
 from modelgate.models.padding import predict_by_length
@@ -77,10 +78,12 @@ def train_and_stage(
         (x_train, y_train), (x_val, y_val) = train, validation or (None, None)
         trainee = model
         if cfg.model.freeze_backbone:
-            # The encoder never changes: embed once, then train only the head on the embeddings.
-            embedder = model.embedding_model()
-            x_train = predict_arrays(embedder, x_train)
-            x_val = predict_arrays(embedder, x_val) if x_val is not None else None
+            # The encoder never changes: embed once (or read the embeddings an earlier run or
+            # trial stored), then train only the head on the embeddings.
+            embed = Embedder(model, store)
+            x_train = embed(x_train)
+            x_val = embed(x_val) if x_val is not None else None
+            print(embed.summary("training"))
             trainee = model.head_model()
         result = train_classifier(
             trainee, x_train, y_train, x_val, y_val, train_settings(cfg),

@@ -19,6 +19,7 @@ from modelgate.artifacts import load_model_dir
 from modelgate.config import EvaluateConfig, PipelineConfig
 from modelgate.data.clinc import load_clinc, load_known_intents
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
+from modelgate.embedding_cache import Embedder
 from modelgate.evaluation import plots
 from modelgate.evaluation.bootstrap import evaluate_ood_classifier, metrics_to_dict
 from modelgate.evaluation.calibration import Calibration, scaled_probabilities, tune_calibration
@@ -129,8 +130,8 @@ class SplitOutputs:
     variance: np.ndarray  # GP predictive variance [N] (zeros for a softmax head)
 
 
-def _outputs(model, store: ObjectStore, features: FeatureSet, split: str) -> SplitOutputs:
-    embeddings = model.predict_embeddings(load_tokens(store, features, split), batch_size=128)
+def _outputs(model, embed: Embedder, store: ObjectStore, features: FeatureSet, split: str) -> SplitOutputs:
+    embeddings = embed(load_tokens(store, features, split))
     return SplitOutputs(embeddings, *model.logits_and_variance_from_embeddings(embeddings))
 
 
@@ -183,14 +184,17 @@ def compute_evaluation(
     e = cfg.evaluate
     with tempfile.TemporaryDirectory() as tmp:
         model = fetch_staged_model(store, trained, Path(tmp) / "model").model
-        out = {split: _outputs(model, store, features, split)
+        # A frozen encoder's embeddings come from the cache training filled (validation, train).
+        embed = Embedder(model, store)
+        out = {split: _outputs(model, embed, store, features, split)
                for split in ("validation", "oos_validation", "test", "oos_test")}
         y = {split: _split_xy(store, features, frame, split)[1] for split in ("train", "validation", "test")}
         calibration = _calibrate(cfg, model, out["validation"], out["oos_validation"], y["validation"])
         probs = {split: scaled_probabilities(o.logits, o.variance, calibration.mean_field_factor,
                                              calibration.temperature) for split, o in out.items()}
-        train = (model.predict_embeddings(load_tokens(store, features, "train")), y["train"]) \
+        train = (embed(load_tokens(store, features, "train")), y["train"]) \
             if e.ood_score != MAX_PROBABILITY else (None, None)
+        print(embed.summary("evaluation"))
         ood = select_ood_score(
             e.ood_score, e.distance_shrinkage, e.distance_normalize, train,
             *((out[s].embeddings, probs[s]) for s in ("validation", "oos_validation")),

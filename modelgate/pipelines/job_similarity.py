@@ -215,8 +215,9 @@ def comparison_metrics(prefix: str, tuned, base, gold, n_resamples: int, seed: i
     return out
 
 
-def _eval_tokens(cfg: JobSimilarityConfig, store: ObjectStore, features: FeatureSet, stsb: pd.DataFrame) -> dict:
-    """Token arrays of what both encoders embed: STS-B test's two sides, held-out ESCO pairs'
+def _eval_tokens(cfg: JobSimilarityConfig, store: ObjectStore, features: FeatureSet, stsb: pd.DataFrame,
+                 esco_split: str) -> dict:
+    """Token arrays of what both encoders embed: the STS-B split's two sides, one ESCO split's
     two sides and the heatmap titles. STS-B and the titles go through the same token cache."""
     tokenizer = load_tokenizer(cfg.model.preset)
     tok_id = tokenizer_id(tokenizer)
@@ -228,7 +229,7 @@ def _eval_tokens(cfg: JobSimilarityConfig, store: ObjectStore, features: Feature
     titles = [normalise_title(t) for t in cfg.evaluate.heatmap_titles]
     return {
         "stsb": [tokens(stsb[column].tolist(), stsb_length) for column in ("sentence1", "sentence2")],
-        "esco": _side_tokens(store, features, "test"),
+        "esco": _side_tokens(store, features, esco_split),
         "titles": tokens(titles, cfg.model.sequence_length),
     }
 
@@ -291,25 +292,45 @@ def evaluate(
     )
 
 
+def compare_encoders(
+    cfg: JobSimilarityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet,
+    stsb: pd.DataFrame, esco_split: str, tmp: Path,
+) -> tuple[dict[str, MetricValue], dict]:
+    """Tuned against base encoder on one STS-B split and one ESCO split: (metrics, raw scores)."""
+    frame = load_snapshot(store, features.snapshot)
+    tokens = _eval_tokens(cfg, store, features, stsb, esco_split)
+    tuned = fetch_staged_model(store, trained, tmp / "model").model
+    base = SentenceEncoder(load_backbone(cfg.model.preset), cfg.model.pooling, name="base_encoder")
+    scores = {label: _encoder_scores(encoder, tokens) for label, encoder in zip(ENCODERS, (tuned, base))}
+    n, seed = cfg.evaluate.bootstrap_samples, cfg.seed
+    golds = {"stsb": stsb["score"].to_numpy(), "esco": _targets(frame, esco_split, "float64")}
+    metrics = {
+        name: value
+        for data, gold in golds.items()
+        for name, value in comparison_metrics(data, scores["tuned"][data], scores["base"][data], gold, n, seed).items()
+    }
+    return metrics, scores
+
+
+def validation_comparison(
+    cfg: JobSimilarityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet
+) -> dict[str, MetricValue]:
+    """The gate's comparisons on validation data only (ESCO validation pairs, STS-B dev), for
+    choices such as the tier scores that must never look at the test splits."""
+    stsb = load_stsb(cfg.data.stsb_source, "validation", store=store)
+    with tempfile.TemporaryDirectory() as tmp:
+        return compare_encoders(cfg, store, trained, features, stsb, "validation", Path(tmp))[0]
+
+
 def compute_evaluation(
     cfg: JobSimilarityConfig, store: ObjectStore, trained: TrainedModel, features: FeatureSet, run_id: str,
     stsb: pd.DataFrame, stsb_snapshot: DatasetSnapshot,
 ) -> Evaluation:
     frame = load_snapshot(store, features.snapshot)
     test = frame.loc[frame["split"] == "test"]
-    tokens = _eval_tokens(cfg, store, features, stsb)
     with tempfile.TemporaryDirectory() as tmp:
-        tuned = fetch_staged_model(store, trained, Path(tmp) / "model").model
-        base = SentenceEncoder(load_backbone(cfg.model.preset), cfg.model.pooling, name="base_encoder")
-        scores = {label: _encoder_scores(encoder, tokens) for label, encoder in zip(ENCODERS, (tuned, base))}
+        metrics, scores = compare_encoders(cfg, store, trained, features, stsb, "test", Path(tmp))
         uris = upload_plots(store, NAME, run_id, {"title_similarity_heatmap": _heatmap_plot(cfg, scores, Path(tmp))})
-    n, seed = cfg.evaluate.bootstrap_samples, cfg.seed
-    golds = {"stsb": stsb["score"].to_numpy(), "esco": _targets(frame, "test", "float64")}
-    metrics = {
-        name: value
-        for data, gold in golds.items()
-        for name, value in comparison_metrics(data, scores["tuned"][data], scores["base"][data], gold, n, seed).items()
-    }
     return Evaluation(
         metrics=metrics_to_dict(metrics), plots=uris,
         details=_details(cfg, metrics, scores, test, stsb, stsb_snapshot, trained),

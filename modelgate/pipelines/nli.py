@@ -21,6 +21,7 @@ from modelgate.artifacts import load_model_dir
 from modelgate.config import DataConfig, PipelineConfig
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
 from modelgate.data.snli import DATASET_NAME, LABEL_NAMES, apply_offline_protocol, load_snli, subsample_split
+from modelgate.embedding_cache import Embedder
 from modelgate.evaluation import plots
 from modelgate.evaluation.bootstrap import evaluate_multiclass_classifier, evaluate_per_class, metrics_to_dict
 from modelgate.evaluation.calibration import fit_temperature, scaled_probabilities
@@ -190,14 +191,20 @@ def compute_evaluation(
     with tempfile.TemporaryDirectory() as tmp:
         model = fetch_staged_model(store, trained, Path(tmp) / "model").model
         factor = model.mean_field_factor if model.head == "sngp" else 0.0
+        embed = Embedder(model, store)
 
         def raw(split: str):
-            return model.predict_logits_and_variance(load_tokens(store, features, split), batch_size=128)
+            tokens = load_tokens(store, features, split)
+            if model.freeze_backbone:  # the head on the cached embeddings training also read
+                return model.logits_and_variance_from_embeddings(embed(tokens))
+            return model.predict_logits_and_variance(tokens, batch_size=128)
 
         val_logits, val_variance = raw("validation")
         _, y_val = _split_xy(store, features, frame, "validation")
         temperature = _temperature(cfg, model, val_logits, val_variance, y_val, factor)
         probs_test = scaled_probabilities(*raw("test"), factor, temperature)
+        if model.freeze_backbone:
+            print(embed.summary("evaluation"))
         _, y_test = _split_xy(store, features, frame, "test")
         metrics = _metrics(cfg, probs_test, y_test)
         uris = upload_plots(store, NAME, run_id, _plots(cfg, probs_test, y_test, Path(tmp) / "plots"))
