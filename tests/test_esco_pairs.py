@@ -133,17 +133,19 @@ def test_stsb_reads_first_seven_fields_and_rejects_bad_lines(tmp_path):
         load_stsb(str(mirror), "test")
 
 
-def test_angular_profile_changes_only_the_scores_and_keeps_their_order(tmp_path):
+def test_recipe_profile_changes_only_the_scores_and_keeps_their_order(tmp_path):
     from modelgate.pipelines.job_similarity import PIPELINE
 
-    default, angular = PIPELINE.load_config("default"), PIPELINE.load_config("angular")
+    default, recipe = PIPELINE.load_config("default"), PIPELINE.load_config("recipe")
     same = {"data", "train", "profile"}
-    assert angular.model_dump(exclude=same) == default.model_dump(exclude=same)
-    assert angular.train.model_dump(exclude={"min_delta"}) == default.train.model_dump(exclude={"min_delta"})
-    assert angular.train.min_delta == pytest.approx(default.train.min_delta / 10)
-    assert angular.data.model_dump(exclude={"scores"}) == default.data.model_dump(exclude={"scores"})
-    scores = [angular.data.scores[tier] for tier in TIERS]
-    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
-    assert angular.data.scores["unrelated"] == 0.5  # orthogonal: 1 - arccos(0) / pi
-    frame = _pairs(tmp_path, scores=angular.data.scores)
-    assert set(frame["similarity"]) == set(angular.data.scores.values())
+    assert recipe.model_dump(exclude=same) == default.model_dump(exclude=same)
+    assert recipe.train.model_dump(exclude={"min_delta"}) == default.train.model_dump(exclude={"min_delta"})
+    assert default.train.min_delta == pytest.approx(recipe.train.min_delta / 10)
+    assert recipe.data.model_dump(exclude={"scores"}) == default.data.model_dump(exclude={"scores"})
+    assert recipe.data.scores == DEFAULT_SCORES  # the recipe's own targets
+    for cfg in (default, recipe):
+        scores = [cfg.data.scores[tier] for tier in TIERS]
+        assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+    assert default.data.scores["unrelated"] == 0.5  # orthogonal: 1 - arccos(0) / pi
+    frame = _pairs(tmp_path, scores=default.data.scores)
+    assert set(frame["similarity"]) == set(default.data.scores.values())

@@ -1,6 +1,6 @@
 """The toxicity pipeline's two model families behind one interface: build, train, stage, load.
 
-- ``encoder``: a pretrained encoder (default the offline MiniLM) with LoRA on its attention and a
+- ``encoder``: a pretrained encoder (default all-mpnet-base-v2; or MiniLM) with LoRA on its attention and a
   softmax classification head (``modelgate.models.lora``).
 - ``causal_lm``: a keras-hub causal LM (Gemma presets) with LoRA, scored by the probability of each
   label token after the prompt (``modelgate.models.causal_lm``).

@@ -29,6 +29,7 @@ from safetensors.numpy import load_file
 from modelgate.models.mpnet.backbone import MPNetBackbone
 from modelgate.models.mpnet.parts import ConcatenatedFile
 from modelgate.models.mpnet.tokenizer import MPNetTokenizer
+from modelgate.models.preset_dir import write_preset_atomically
 from modelgate.settings import load_settings
 
 PRESET_NAME = "all-mpnet-base-v2"
@@ -173,20 +174,8 @@ def tokenizer_from_checkpoint(checkpoint: Path) -> MPNetTokenizer:
 def write_preset(checkpoint: Path, directory: Path) -> Path:
     """Convert a Hugging Face MPNet checkpoint directory into a keras-hub preset at ``directory``
     (atomically: a temporary directory renamed into place)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        backbone_from_checkpoint(checkpoint).save_to_preset(str(staging))
-        tokenizer_from_checkpoint(checkpoint).save_to_preset(str(staging))
-        try:
-            staging.rename(directory)
-        except OSError:
-            if not (directory / "config.json").exists():  # not another writer's finished preset
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+    return write_preset_atomically(
+        directory, lambda: (backbone_from_checkpoint(checkpoint), tokenizer_from_checkpoint(checkpoint)))
 
 
 def preset_name() -> str:

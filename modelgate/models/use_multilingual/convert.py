@@ -13,13 +13,12 @@ leaves nothing that looks like a preset.
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
+from modelgate.models.preset_dir import write_preset_atomically
 from modelgate.models.use_multilingual.backbone import USEMultilingualBackbone
 from modelgate.models.use_multilingual.tokenizer import USEMultilingualTokenizer
 from modelgate.settings import load_settings
@@ -98,22 +97,13 @@ def load_package_weights(backbone, weights_path: Path) -> None:
 def write_preset(directory: Path) -> Path:
     """Convert the installed package's model into a keras-hub preset at ``directory`` (atomically)."""
     weights, proto, _ = package_resources()
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+
+    def build():
         backbone = USEMultilingualBackbone()
         load_package_weights(backbone, weights)
-        backbone.save_to_preset(str(staging))
-        USEMultilingualTokenizer(proto=str(proto)).save_to_preset(str(staging))
-        try:
-            staging.rename(directory)
-        except OSError:
-            if not (directory / "config.json").exists():  # not another writer's finished preset
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+        return backbone, USEMultilingualTokenizer(proto=str(proto))
+
+    return write_preset_atomically(directory, build)
 
 
 def preset_dir(cache_dir: Path | None = None) -> Path:
