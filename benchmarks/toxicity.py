@@ -1,4 +1,6 @@
-"""Benchmark the toxicity pipeline on real ETHOS with the offline MiniLM encoder + LoRA rank 4.
+"""Benchmark the toxicity pipeline on real ETHOS: the default profile's encoder (all-mpnet-base-v2)
++ LoRA rank 4, or MiniLM with ``--set model.preset=all-minilm-l6-v2 --set evaluate.threshold=0.5``
+(the default profile before 2026-11-30).
 
 Runs every stage as the flow does (the same plain functions), times each, and prints one JSON line
 per training size plus a Markdown table for docs/benchmarks.md. It needs object storage: the local
