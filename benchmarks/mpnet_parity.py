@@ -7,7 +7,8 @@ checkpoint from the parts again for sentence-transformers (or takes ``--checkpoi
 one JSON line: the largest absolute difference between the two models' sentence embeddings
 (masked mean pooling + L2 norm) on twenty sentences, and the Pearson correlation of the port's
 cosine similarities with the gold scores of the first ``--pairs`` STS-B test pairs (read from
-``MODELGATE_DATA_MIRROR``), with sentence-transformers' figure beside it.
+``MODELGATE_DATA_MIRROR``), with sentence-transformers' figure beside it. It needs
+``pip install sentence-transformers`` (not a dependency of modelgate) besides the dev extra.
 """
 
 from __future__ import annotations
