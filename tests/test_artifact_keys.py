@@ -45,7 +45,8 @@ def test_a_run_retries_training_from_its_checkpoint_and_publishes_keyed_artifact
             "intent-ood-training", "intent-ood-model-version", "intent-ood-plot-ood-roc"} <= keys
     assert not keys & {"metrics", "gate-verdict", "report"}
     [report] = api(prefect_server, "/artifacts/filter", {
-        "artifacts": {"key": {"any_": ["intent-ood-report"]}}, "limit": 5, "offset": 0, "sort": "CREATED_DESC"})
+        "artifacts": {"key": {"any_": ["intent-ood-report"]}, "flow_run_id": {"any_": [outcome.flow_run_id]}},
+        "limit": 5, "offset": 0, "sort": "CREATED_DESC"})
     assert "](data:image/png;base64," in report["data"] and "](plots/" not in report["data"]
     assert "X-Amz-Signature" not in str(api(prefect_server, "/artifacts/filter", {
         "artifacts": {"flow_run_id": {"any_": [outcome.flow_run_id]}}, "limit": 100, "offset": 0,
@@ -53,10 +54,12 @@ def test_a_run_retries_training_from_its_checkpoint_and_publishes_keyed_artifact
     assert "modelgate open intent-ood:1 report" in outcome.describe()
 
     found = events_of(prefect_server, "modelgate.model.intent-ood", {"modelgate.gate.refused", "modelgate.version.registered"})
-    by_name = {e["event"]: e for e in found}
+    # This run's events only: other tests on the same server register intent-ood versions too.
+    this_run = f"prefect.flow-run.{outcome.flow_run_id}"
+    by_name = {e["event"]: e for e in found if this_run in {r["prefect.resource.id"] for r in e["related"]}}
     refused = by_name["modelgate.gate.refused"]  # the default gate is out of reach for a tiny encoder
     assert refused["payload"]["version"] == 1 and refused["payload"]["decision"] == "fail"
     assert set(refused["payload"]["metrics"]) >= {"accuracy", "ood_auprc"}
     assert by_name["modelgate.version.registered"]["payload"]["status"] == "failed"
     related = {r["prefect.resource.id"] for r in refused["related"]}
-    assert "modelgate.version.intent-ood:1" in related and f"prefect.flow-run.{outcome.flow_run_id}" in related
+    assert "modelgate.version.intent-ood:1" in related and this_run in related
