@@ -71,17 +71,9 @@ class MPNetBackbone(Backbone):
         # === Functional model ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
-        # Numbered from the padding mask, not from pad ids, so a pad id inside a text changes nothing.
-        real = ops.cast(ops.cast(padding_mask, "bool"), "int32")
-        position_ids = ops.cumsum(real, axis=1) * real + padding_idx
-        x = self.token_embedding(token_ids) + self.position_embedding(position_ids)
-        x = self.embeddings_dropout(self.embeddings_layer_norm(x))
-        position_bias = self.relative_position_bias(x)
-        for layer in self.transformer_layers:
-            x = layer(x, position_bias, padding_mask)
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
-            outputs={"sequence_output": x},
+            outputs={"sequence_output": self._encode(token_ids, padding_mask, padding_idx)},
             dtype=dtype,
             **kwargs,
         )
@@ -98,6 +90,18 @@ class MPNetBackbone(Backbone):
         self.max_distance = int(max_distance)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.padding_idx = int(padding_idx)
+
+    def _encode(self, token_ids, padding_mask, padding_idx: int):
+        """The forward graph: embeddings, then every layer with the shared position bias."""
+        # Numbered from the padding mask, not from pad ids, so a pad id inside a text changes nothing.
+        real = ops.cast(ops.cast(padding_mask, "bool"), "int32")
+        position_ids = ops.cumsum(real, axis=1) * real + padding_idx
+        x = self.token_embedding(token_ids) + self.position_embedding(position_ids)
+        x = self.embeddings_dropout(self.embeddings_layer_norm(x))
+        position_bias = self.relative_position_bias(x)
+        for layer in self.transformer_layers:
+            x = layer(x, position_bias, padding_mask)
+        return x
 
     def get_config(self):
         config = super().get_config()
