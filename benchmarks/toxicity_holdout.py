@@ -24,6 +24,8 @@ from modelgate.pipelines import toxicity
 from modelgate.training.backend import check_process_backend
 from modelgate.tuning import objective
 
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.501, 0.05), 2)
+
 
 def best_f1_threshold(y_true: np.ndarray, hateful: np.ndarray) -> tuple[float, float]:
     """(threshold, F1) maximising F1 over the observed probabilities as cut points."""
@@ -33,6 +35,12 @@ def best_f1_threshold(y_true: np.ndarray, hateful: np.ndarray) -> tuple[float, f
         if f1 > best[1]:
             best = (float(cut), float(f1))
     return best
+
+
+def f1_by_threshold(y_true: np.ndarray, hateful: np.ndarray) -> dict[str, float]:
+    """F1 at each cut of a coarse grid (0.05 to 0.5): a threshold a profile can hold, less tied to
+    the single best cut of a small held-out set."""
+    return {f"{cut:.2f}": float(m.binary_f1(y_true, (hateful >= cut).astype(np.int64))) for cut in THRESHOLD_GRID}
 
 
 def run_variant(overrides: list[str], store) -> dict:
@@ -52,6 +60,7 @@ def run_variant(overrides: list[str], store) -> dict:
     return {
         "overrides": overrides, "train_rows": features.rows["train"], "held_out_rows": int(len(y_true)),
         "held_out": scores, "best_f1_threshold": cut, "f1_at_best_threshold": f1_at_cut,
+        "f1_by_threshold": f1_by_threshold(y_true, hateful),
         "train_loss": trained.history.get("loss"), "train_s": train_s,
         "seconds": round(time.perf_counter() - start, 1),
     }
