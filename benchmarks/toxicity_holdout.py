@@ -3,7 +3,9 @@
 The split is ``modelgate tune``'s (``modelgate.tuning.objective.tuning_report``): the last 20% of
 the training comments, in the recipe's shuffled order, are held out and scored; the test comments
 are left out altogether. For each variant it prints F1 (hateful), ROC-AUC and accuracy on the
-held-out comments at the configured threshold, and the threshold that would maximise F1 there.
+held-out comments at the configured threshold, the threshold that would maximise F1 there, and
+F1 at each cut of a fixed grid (0.05 to 0.5): the training does not depend on the threshold, so a
+variant that only changes ``evaluate.threshold`` reuses the trained model.
 
     MODELGATE_DATA_MIRROR=/path/to/shared/data python benchmarks/toxicity_holdout.py \
         --variant "" --variant "model.preset=all-mpnet-base-v2"

@@ -42,11 +42,17 @@ def test_config_holds_the_recipe_and_a_quick_profile():
     load_config = PIPELINE.load_config
     cfg = load_config()
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.learning_rate, cfg.train.warmup_fraction) == (
-        3, 16, 1e-4, 0.2)
+        2, 16, 3e-5, 0.2)
+    assert cfg.model.preset == "all-mpnet-base-v2" and cfg.train.backend == "jax" and cfg.train.length_bucketing
     assert cfg.model.head == "softmax" and cfg.data.train_fraction == 0.2
+    # The recipe's schedule on MiniLM stays a profile; the quick profile keeps MiniLM too.
+    minilm = load_config("minilm")
+    assert (minilm.model.preset, minilm.train.epochs, minilm.train.learning_rate) == ("all-minilm-l6-v2", 3, 1e-4)
+    assert minilm.train.backend == "inherit" and not minilm.train.length_bucketing
     assert [(t.metric, t.min) for t in cfg.gate.thresholds] == [("accuracy", 0.78)]
     quick = load_config("quick")
     assert quick.model.freeze_backbone and quick.data.max_train_rows == 4000
+    assert quick.model.preset == "all-minilm-l6-v2" and quick.train.backend == "inherit"
     assert load_config(overrides=["data.train_fraction=0.5"]).data.train_fraction == 0.5
     with pytest.raises(ConfigError, match="train_fraction"):
         load_config(overrides=["data.train_fraction=1.5"])

@@ -31,7 +31,7 @@ def write_config(tmp_path, mirror, preset) -> str:
     config = {
         "data": {"source": str(mirror), "offline_validation_fraction": 0.2},
         "model": {"preset": str(preset), "sequence_length": 24},
-        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1.0e-3},
+        "train": {"epochs": 2, "batch_size": 8, "learning_rate": 1.0e-3, "backend": "inherit"},
         "evaluate": {"bootstrap_samples": 100},
         "validation": validation,
     }
