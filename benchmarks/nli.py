@@ -1,5 +1,5 @@
-"""Benchmark the nli pipeline with the real MiniLM encoder, on the offline protocol when the source
-has no SNLI train split (train on a seeded 90% of validation, select on the other 10%, report test).
+"""Benchmark the nli pipeline with the real encoders (MPNet by default, MiniLM in `minilm`), on
+the offline protocol when the source has no SNLI train split (train on a seeded 90% of validation, select on the other 10%, report test).
 
 Runs every stage as the flow does (same plain functions), times each, and prints one JSON line per
 variant plus a Markdown table for docs/benchmarks.md. It needs object storage: the local stack is
@@ -21,6 +21,7 @@ from modelgate.pipelines import nli
 VARIANTS = {
     "quick": ("quick", []),
     "default": ("default", []),
+    "minilm": ("minilm", []),
 }
 METRICS = ["accuracy", "macro_f1", "ece", "f1_entailment", "f1_neutral", "f1_contradiction"]
 
