@@ -1,5 +1,6 @@
 """Benchmark the nli pipeline with the real encoders (MPNet by default, MiniLM in `minilm`), on
-the offline protocol when the source has no SNLI train split (train on a seeded 90% of validation, select on the other 10%, report test).
+the offline protocol when the source has no SNLI train split (train on a seeded 90% of validation,
+select on the other 10%, report test).
 
 Runs every stage as the flow does (same plain functions), times each, and prints one JSON line per
 variant plus a Markdown table for docs/benchmarks.md. It needs object storage: the local stack is

@@ -8,7 +8,7 @@ F1 at each cut of a fixed grid (0.05 to 0.5): the training does not depend on th
 variant that only changes ``evaluate.threshold`` reuses the trained model.
 
     MODELGATE_DATA_MIRROR=/path/to/shared/data python benchmarks/toxicity_holdout.py \
-        --variant "" --variant "model.preset=all-mpnet-base-v2"
+        --variant "" --variant "train.epochs=6" --variant "model.preset=all-minilm-l6-v2"
 """
 
 from __future__ import annotations
