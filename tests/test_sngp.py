@@ -197,6 +197,16 @@ def test_sngp_classifier_returns_mean_field_logits(tiny_preset_dir, tiny_tokens)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(tiny_tokens)), logits / np.sqrt(1 + 30.0 * variance)[:, None], rtol=1e-5, atol=1e-6)
 
 
+def test_prediction_at_each_rows_length_matches_the_full_padded_forward(tiny_preset_dir, tiny_tokens):
+    keras.utils.set_random_seed(9)
+    model = EncoderClassifier(load_backbone(tiny_preset_dir), num_classes=3, num_inducing=64)
+    padded = {k: np.pad(v, ((0, 0), (0, 52))) for k, v in tiny_tokens.items()}  # 64 columns, ~7 real
+    logits, variance = model.predict_logits_and_variance(padded, batch_size=5)
+    full_logits, full_variance = (keras.ops.convert_to_numpy(t) for t in model.logits_and_variance(padded))
+    np.testing.assert_allclose(logits, full_logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(variance, full_variance, rtol=1e-4, atol=1e-6)
+
+
 def test_masked_pooling_ignores_padding(tiny_preset_dir, tiny_tokens):
     keras.utils.set_random_seed(8)
     model = EncoderClassifier(load_backbone(tiny_preset_dir), num_classes=3, head="softmax")
