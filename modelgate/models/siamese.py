@@ -4,6 +4,9 @@
                                       cosine -> clip -> 1 - arccos(cos) / pi   (in [0, 1])
     right tokens -> SentenceEncoder -/   (the same layer, so the same weights)
 
+With ``similarity="cosine"`` the output is the plain cosine (the toxicity pipeline's SetFit-style
+contrastive stage).
+
 ``SentenceEncoder`` (backbone + masked mean pooling, or the backbone's own sentence embedding when
 it has one, as USE does) is what gets registered: it embeds any text on
 its own, and the similarity of two titles is computed from two embeddings. ``SiameseSimilarity``
@@ -113,6 +116,14 @@ def angular_similarity(left, right):
     return 1.0 - ops.arccos(cosine) / math.pi
 
 
+def cosine_similarity(left, right):
+    """cos(left, right) for batches of vectors (backend tensors), in [-1, 1]; a zero vector gives 0."""
+    return ops.sum(l2_normalize(left) * l2_normalize(right), axis=-1)
+
+
+SIMILARITIES = {"angular": angular_similarity, "cosine": cosine_similarity}
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Each vector scaled to unit length (a zero vector stays zero)."""
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
@@ -135,11 +146,20 @@ def angular_from_cosine(cosine: np.ndarray) -> np.ndarray:
 
 @keras.saving.register_keras_serializable(package="modelgate")
 class SiameseSimilarity(keras.Model):
-    """Both titles through one shared ``SentenceEncoder``; outputs angular similarity [B]."""
+    """Both texts through one shared ``SentenceEncoder``; outputs their similarity [B].
 
-    def __init__(self, encoder: SentenceEncoder, **kwargs):
+    ``similarity``: "angular" (job titles: graded targets in [0, 1] on a scale that is linear in
+    the angle) or "cosine" (SetFit's CosineSimilarityLoss regresses the plain cosine on targets 1 /
+    0: different labels are pushed to orthogonal, where an angular target 0 would push them to
+    opposite directions).
+    """
+
+    def __init__(self, encoder: SentenceEncoder, similarity: str = "angular", **kwargs):
         super().__init__(**kwargs)
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {', '.join(SIMILARITIES)}, got {similarity!r}")
         self.encoder = encoder
+        self.similarity = similarity
         self.built = True
 
     def call(self, inputs, training=None):
@@ -147,7 +167,7 @@ class SiameseSimilarity(keras.Model):
             self.encoder({name: inputs[f"{side}_{name}"] for name in self.encoder.input_names}, training=training)
             for side in SIDES
         )
-        return angular_similarity(left, right)
+        return SIMILARITIES[self.similarity](left, right)
 
     def compute_output_shape(self, input_shape):
         return (None,)
@@ -155,6 +175,7 @@ class SiameseSimilarity(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["encoder"] = keras.saving.serialize_keras_object(self.encoder)
+        config["similarity"] = self.similarity
         return config
 
     @classmethod

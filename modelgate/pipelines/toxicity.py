@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from modelgate.config import DataConfig, EvaluateConfig, ModelConfig, PipelineConfig, Section, TrainConfig
 from modelgate.data.ethos import DATASET_NAME, load_ethos
@@ -27,6 +27,7 @@ from modelgate.evaluation.result import Evaluation
 from modelgate.models.backbones import load_tokenizer, tokenizer_id
 from modelgate.models.causal_lm import PromptTemplate, encode_prompts
 from modelgate.pipelines import classification as clf
+from modelgate.pipelines import toxicity_contrastive as tc
 from modelgate.pipelines import toxicity_models as tm
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
@@ -83,6 +84,15 @@ class PromptConfig(Section):
 
 class ToxicityTrainConfig(TrainConfig):
     examples: int | None = Field(None, ge=1, description="train on the first N training comments only")
+    contrastive: tc.ContrastiveConfig = Field(default_factory=tc.ContrastiveConfig,
+                                              description="encoders: SetFit's contrastive stage before the head")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # Off, the stage trains nothing: left out of the dump, it leaves the run keys (cfg.digest)
+        # of runs trained before it existed as they were, so those runs are still reused.
+        data = handler(self)
+        return data if self.contrastive.pairs_per_comment else {k: v for k, v in data.items() if k != "contrastive"}
 
 
 class ToxicityEvaluateConfig(EvaluateConfig):
@@ -194,7 +204,8 @@ def _fit(cfg: ToxicityConfig, kind: str, model, x: dict[str, np.ndarray], y: np.
         return fit_causal_lm(model, x, settings, callbacks, loss_on=cfg.prompt.loss_on)
     # No per-epoch checkpoints: Keras merges LoRA factors into the kernels when it saves
     # weights, so a checkpoint could not restore them. Runs are minutes; a rerun starts over.
-    return train_classifier(model, x, y, cfg=settings, callbacks=callbacks)
+    stage = tc.tune_encoder(cfg.train.contrastive, model, x, y, cfg.seed)  # None when off
+    return tc.with_stage_history(train_classifier(model, x, y, cfg=settings, callbacks=callbacks), stage)
 
 
 def _inference(cfg: ToxicityConfig, kind: str, model, train_examples: int) -> dict[str, Any]:
@@ -223,6 +234,7 @@ def train(cfg: ToxicityConfig, store: ObjectStore, features: FeatureSet) -> Trai
     def fit(run: TrainingRun) -> TrainedModel:
         x, y = _training_data(cfg, store, features)
         kind, m = family(cfg), cfg.model
+        tc.check_family(cfg.train.contrastive, kind)
         set_seed(cfg.seed)  # the head's and the LoRA factors' initial values
         model = tm.build_model(kind, m.preset, m.lora_rank, len(CLASS_NAMES), m.dropout, m.hidden_dim)
         result = _fit(cfg, kind, model, x, y)

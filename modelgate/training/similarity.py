@@ -129,9 +129,10 @@ def _fit_until_stopped(model, x_train, y_train: np.ndarray, validation, settings
         )
         for name, values in fitted.history.items():
             history.setdefault(name, []).extend(float(v) for v in values)
-        losses.append(float(fitted.history["val_loss"][-1]))
-        if checkpointer is not None:
-            checkpointer.write_json(HISTORY_FILE, {"val_loss": losses})
+        if validation is not None:  # without validation data every epoch runs
+            losses.append(float(fitted.history["val_loss"][-1]))
+            if checkpointer is not None:
+                checkpointer.write_json(HISTORY_FILE, {"val_loss": losses})
         epoch += 1
     history["stopped_early"] = [1.0 if rule.should_stop(losses) else 0.0]
     return epoch, history
@@ -148,8 +149,9 @@ def train_similarity(
     log_dir: Path | None = None,
     callbacks: list | None = None,
 ) -> TrainResult:
-    """Fit ``model`` (token-array dict -> similarity) to targets; stop early on validation loss.
-    ``settings.distribution`` may split every batch over several devices (``training.distribution``)."""
+    """Fit ``model`` (token-array dict -> similarity) to targets; stop early on validation loss
+    (with ``x_val`` None, every epoch runs). ``settings.distribution`` may split every batch over
+    several devices (``training.distribution``)."""
     set_seed(settings.seed)
     count = _num_examples(x_train)
     y_train = np.asarray(y_train, dtype="float32")
