@@ -153,6 +153,22 @@ def test_lora_trains_only_factors_and_head(mpnet_preset):
     assert all(np.array_equal(w.numpy(), frozen[w.path]) for w in model.backbone.non_trainable_weights)
 
 
+def test_prediction_at_each_rows_length_reads_packed_pairs_by_name(mpnet_preset):
+    """Packed pairs carry ``segment_ids``, which MPNet does not read: prediction row by row at its
+    own length must feed the encoder its arrays by name and match the full padded forward."""
+    from modelgate.models import EncoderClassifier, load_backbone, load_tokenizer
+    from modelgate.preprocess import encode_pairs
+
+    keras.utils.set_random_seed(3)
+    model = EncoderClassifier(load_backbone(str(mpnet_preset)), num_classes=3, num_inducing=32)
+    pairs = encode_pairs(load_tokenizer(str(mpnet_preset)), TEXTS[:4], TEXTS[1:5], 48)
+    assert "segment_ids" in pairs and "segment_ids" not in model.backbone_input_names
+    logits, variance = model.predict_logits_and_variance(pairs, batch_size=3)
+    full_logits, full_variance = (keras.ops.convert_to_numpy(t) for t in model.logits_and_variance(pairs))
+    np.testing.assert_allclose(logits, full_logits, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(variance, full_variance, rtol=1e-4, atol=1e-6)
+
+
 def test_failed_conversion_leaves_no_preset(hf_checkpoint, tmp_path, monkeypatch):
     from modelgate.models.mpnet import convert
 

@@ -185,8 +185,10 @@ class EncoderClassifier(keras.Model):
 
     def predict_embeddings(self, inputs, batch_size=128):
         """Numpy pooled embeddings [N, encoder_dim] over a dict of token arrays (each row at its own
-        length: ``predict_by_length``)."""
-        return predict_by_length(self.embedding_model(), inputs, batch_size=batch_size)
+        length: ``predict_by_length``). Arrays the encoder does not read (an MPNet model given
+        packed pairs' ``segment_ids``) are left out."""
+        names = [*self.backbone_input_names, "padding_mask"]
+        return predict_by_length(self.embedding_model(), {name: inputs[name] for name in names}, batch_size=batch_size)
 
     # -- frozen-encoder training ----------------------------------------------------------------
     def embedding_model(self):
