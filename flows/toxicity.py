@@ -17,14 +17,15 @@ from modelgate.pipelines.toxicity import PIPELINE
 
 @flow(name="toxicity", log_prints=True)
 def toxicity(
-    profile: Literal["default", "quick"] = "default",
+    profile: Literal["default", "quick", "few-shot"] = "default",
     config_file: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict:
     """Ingest ETHOS, validate it, tune the LoRA classifier, evaluate, gate and register.
 
     Args:
-        profile: "default" runs the recipe (all 800 training comments); "quick" trains briefly on 200.
+        profile: "default" runs the recipe (all 800 training comments); "quick" trains briefly on 200;
+            "few-shot" trains on 200 with SetFit's contrastive stage before the head.
         config_file: a YAML file merged over the pipeline's defaults.
         overrides: `key.path=value` settings, e.g. `train.examples=400` or `model.preset=gemma_instruct_2b_en`.
     """
