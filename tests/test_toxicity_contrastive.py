@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
-from fixtures_ethos import fixture_config, fixture_words, make_ethos_rows, write_ethos_mirror
+from fixtures_ethos import fixture_words, make_ethos_rows, write_ethos_mirror
 from keras import ops
+from test_toxicity_flow import write_config
 from tiny_preset import build_tiny_preset
 
 from modelgate.config import ConfigError
@@ -200,24 +200,11 @@ def test_stage_refuses_a_causal_lm():
 
 
 # -- train() end to end ------------------------------------------------------------------------
-def _config_file(tmp_path, mirror, preset) -> str:
-    config = {
-        **fixture_config(),
-        "model": {"preset": str(preset), "sequence_length": 16},
-        "train": {"epochs": 1, "batch_size": 8, "learning_rate": 1.0e-2, "backend": "inherit"},
-        "evaluate": {"bootstrap_samples": 100},
-    }
-    config["data"]["source"] = str(mirror)
-    path = tmp_path / "toxicity.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
 @pytest.mark.slow
 def test_train_with_the_stage_on(tmp_path, object_store, tiny_bert, capsys):
-    stage = ["train.contrastive.pairs_per_comment=4", "train.contrastive.epochs=2",
+    stage = ["train.epochs=1", "train.contrastive.pairs_per_comment=4", "train.contrastive.epochs=2",
              "train.contrastive.learning_rate=0.01"]
-    path = _config_file(tmp_path, write_ethos_mirror(tmp_path / "mirror"), tiny_bert)
+    path = write_config(tmp_path, write_ethos_mirror(tmp_path / "mirror"), tiny_bert)
     cfg = toxicity.PIPELINE.load_config("default", path, stage)
     features = toxicity.preprocess(cfg, object_store, toxicity.validate(
         cfg, object_store, toxicity.ingest(cfg, object_store), "run-contrastive"))
@@ -232,7 +219,7 @@ def test_train_with_the_stage_on(tmp_path, object_store, tiny_bert, capsys):
     evaluation = toxicity.evaluate(cfg, object_store, trained, features, "run-contrastive")
     assert set(evaluation.metrics) == {"f1", "roc_auc", "accuracy"}
 
-    off = toxicity.PIPELINE.load_config("default", path)
+    off = toxicity.PIPELINE.load_config("default", path, ["train.epochs=1"])
     assert train_key(off, features) != trained.train_key
     again = toxicity.train(cfg, object_store, features)
     assert again.reused and again.uri == trained.uri

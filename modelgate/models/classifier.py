@@ -11,7 +11,6 @@ dense logits layer, the deterministic baseline. Inputs are the dicts of ``modelg
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from modelgate.models.gaussian_process import RandomFeatureGaussianProcess
