@@ -167,7 +167,7 @@ class EncoderClassifier(keras.Model):
         """Numpy (logits [N, C], variance [N]) over a dict of token arrays.
 
         The encoder runs each row at its own length (``predict_embeddings``), the head on the
-        pooled embeddings: SNLI pairs padded to 128 tokens are mostly padding, and the encoder is
+        pooled embeddings: most SNLI pairs are shorter than the 48 tokens they are padded to, and the encoder is
         nearly all of the cost."""
         return self.logits_and_variance_from_embeddings(self.predict_embeddings(inputs, batch_size=batch_size))
 

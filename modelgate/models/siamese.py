@@ -107,18 +107,16 @@ class SentenceEncoder(keras.Model):
         return cls(**config)
 
 
+def cosine_similarity(left, right):
+    """cos(left, right) for batches of vectors (backend tensors), in [-1, 1]. A zero embedding (USE
+    gives one when every unit of its last layers is off) is orthogonal to everything: 0."""
+    return ops.sum(l2_normalize(left) * l2_normalize(right), axis=-1)
+
+
 def angular_similarity(left, right):
     """1 - arccos(cos(left, right)) / pi for batches of vectors (backend tensors), in [0, 1]."""
-    # A zero embedding (USE gives one when every unit of its last layers is off) is orthogonal to
-    # everything, with finite gradients.
-    left, right = l2_normalize(left), l2_normalize(right)
-    cosine = ops.clip(ops.sum(left * right, axis=-1), -COSINE_CLIP, COSINE_CLIP)
+    cosine = ops.clip(cosine_similarity(left, right), -COSINE_CLIP, COSINE_CLIP)
     return 1.0 - ops.arccos(cosine) / math.pi
-
-
-def cosine_similarity(left, right):
-    """cos(left, right) for batches of vectors (backend tensors), in [-1, 1]; a zero vector gives 0."""
-    return ops.sum(l2_normalize(left) * l2_normalize(right), axis=-1)
 
 
 SIMILARITIES = {"angular": angular_similarity, "cosine": cosine_similarity}
