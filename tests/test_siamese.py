@@ -133,3 +133,29 @@ def test_training_stops_early_logs_to_tensorboard_and_resumes(preset, tmp_path, 
     assert resumed.resumed_from_epoch == 2
     assert resumed.epochs_run == 1 and resumed.history["stopped_early"] == [1.0]
     assert object_store.get_json("runs/test/checkpoints/history.json")["val_loss"].__len__() == 3
+
+
+def test_length_bucketed_training_learns_in_batches_cut_to_the_longer_title(preset, monkeypatch):
+    from modelgate.models import load_backbone
+    from modelgate.training.batches import LengthBucketedBatches
+
+    words = [f"{WORDS[i % 8]} {WORDS[(i * 3) % 8]}" for i in range(48)]
+    left = _arrays(preset, [w if i % 3 else f"{w} {w} {w} {w} {w}" for i, w in enumerate(words)], length=24)
+    right = _arrays(preset, words[::-1], length=24)
+    y = np.where(np.arange(48) % 2 == 0, 1.0, 0.1).astype("float32")
+    encoder = SentenceEncoder(load_backbone(str(preset)))
+    model = SiameseSimilarity(encoder)
+    x = pair_inputs(left, right, encoder.input_names)
+    widths = []
+    batch = LengthBucketedBatches.__getitem__
+
+    def recorded(self, index):
+        inputs, targets = batch(self, index)
+        widths.append(inputs["left_token_ids"].shape[1])
+        return inputs, targets
+
+    monkeypatch.setattr(LengthBucketedBatches, "__getitem__", recorded)
+    settings = SimilarityTrainSettings(epochs=3, batch_size=8, learning_rate=1e-3, seed=1, length_bucketing=True)
+    result = train_similarity(model, x, y, None, None, settings)
+    assert result.epochs_run == 3 and result.history["loss"][-1] < result.history["loss"][0]
+    assert len(widths) >= 3 * 6 and set(widths) == {8, 16}  # short pairs run at 8 of the 24 tokens

@@ -358,6 +358,32 @@ def test_length_bucketing_trims_batches_and_sees_every_row_once(tiny_preset_dir,
     assert all(np.array_equal(a, b) for a, b in zip(batches.batches, again.batches))
 
 
+def test_pairs_are_bucketed_by_their_longer_text_and_both_sides_share_one_width(tokenizer):
+    short = ["hi", "play", "set a timer", "stop"]
+    long = ["book a flight to the airport tomorrow morning please and then a taxi home",
+            "what is my account balance today and what was it yesterday evening"]
+    left = encode_texts(tokenizer, (short + long) * 8, sequence_length=32)
+    right = encode_texts(tokenizer, (long + short)[::-1] * 8, sequence_length=32)
+    x = {f"{side}_{name}": arrays[name] for side, arrays in (("left", left), ("right", right)) for name in arrays}
+    y = np.linspace(0.0, 1.0, len(x["left_token_ids"])).astype("float32")
+    batches = LengthBucketedBatches(x, y, np.arange(len(y)), batch_size=4, seed=(1, 0))
+    assert sorted(np.concatenate(batches.batches).tolist()) == list(range(len(y)))
+    longer = np.maximum(token_lengths(left["padding_mask"]), token_lengths(right["padding_mask"]))
+    widths = set()
+    for index in range(len(batches)):
+        inputs, targets = batches[index]
+        rows = batches.batches[index]
+        width = inputs["left_token_ids"].shape[1]
+        widths.add(width)
+        assert {a.shape[1] for a in inputs.values()} == {width}  # one width for both sides
+        assert width >= longer[rows].max() and width % 8 == 0
+        np.testing.assert_array_equal(inputs["right_padding_mask"], x["right_padding_mask"][rows, :width])
+        np.testing.assert_array_equal(targets, y[rows])
+    assert len(widths) > 1 and 0.0 < batches.padded_fraction() < 1.0
+    with pytest.raises(ValueError, match="left_/right_padding_mask"):
+        LengthBucketedBatches({"left_token_ids": x["left_token_ids"]}, y, np.arange(len(y)), 4, seed=(0, 0))
+
+
 def test_bucketed_training_learns_and_gives_the_same_model_shape(tiny_preset_dir, tokenizer):
     # Short and long texts, so that batches have different widths (8, 16, 24).
     texts = [t for label in INTENTS for t in INTENTS[label]]

@@ -100,6 +100,8 @@ class SiameseTrainConfig(Section):
     clipnorm: float = Field(1.0, gt=0.0)
     patience: int = Field(3, ge=1)
     min_delta: float = Field(0.001, ge=0.0)
+    length_bucketing: bool = Field(
+        False, description="batches of pairs of similar lengths, each as wide as its longer title")
     resume: bool = Field(True, description="continue from the last S3 checkpoint of the same inputs")
 
 
@@ -163,7 +165,7 @@ def _train_settings(cfg: JobSimilarityConfig) -> SimilarityTrainSettings:
     t = cfg.train
     return SimilarityTrainSettings(
         epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate, clipnorm=t.clipnorm,
-        patience=t.patience, min_delta=t.min_delta, seed=cfg.seed,
+        patience=t.patience, min_delta=t.min_delta, seed=cfg.seed, length_bucketing=t.length_bucketing,
     )
 
 

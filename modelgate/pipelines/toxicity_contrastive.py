@@ -36,6 +36,8 @@ class ContrastiveConfig(Section):
     epochs: int = Field(1, ge=1, description="passes over the pairs")
     learning_rate: float = Field(1.0e-3, gt=0.0, description="Adam on the LoRA factors, gradient norm clipped at 1")
     batch_size: int = Field(16, ge=1, description="pairs per batch")
+    length_bucketing: bool = Field(
+        True, description="batches of pairs of similar lengths, each as wide as its longest comment")
 
     @field_validator("pairs_per_comment")
     @classmethod
@@ -81,7 +83,8 @@ def tune_encoder(settings: ContrastiveConfig, model, x: dict[str, np.ndarray], y
     siamese = SiameseSimilarity(encoder, similarity="cosine", name="contrastive_siamese")
     sides = [{name: x[name][rows] for name in encoder.input_names} for rows in (pairs.left, pairs.right)]
     loop = SimilarityTrainSettings(epochs=settings.epochs, batch_size=settings.batch_size,
-                                   learning_rate=settings.learning_rate, seed=seed)
+                                   learning_rate=settings.learning_rate, seed=seed,
+                                   length_bucketing=settings.length_bucketing)
     return train_similarity(siamese, pair_inputs(*sides, encoder.input_names), pairs.targets, None, None, loop,
                             callbacks=[ContrastiveEpochLog(settings.epochs, len(pairs))])
 

@@ -6,6 +6,10 @@ of ``window`` batches by length, cuts the window into batches, shuffles the batc
 batch to its longest row (rounded up to a multiple of ``multiple``, so that only a handful of
 shapes are ever compiled). Every row is seen once per epoch, as with ``model.fit`` on arrays; the
 batches differ (rows of a batch have similar lengths), the order still follows (seed, epoch) only.
+
+Pairs of texts (the siamese inputs, ``left_*`` / ``right_*`` arrays with a padding mask each) are
+bucketed by the longer text of each pair, and both sides of a batch are cut to one width: one
+shape per batch, not one per combination of the two sides' widths.
 """
 
 from __future__ import annotations
@@ -16,18 +20,35 @@ import numpy as np
 from modelgate.models.padding import token_lengths, trimmed_width
 
 
+PAIR_MASKS = ("left_padding_mask", "right_padding_mask")
+
+
+def row_lengths(x: dict[str, np.ndarray]) -> np.ndarray:
+    """Real tokens per row of token arrays: of the text, or of the longer text of a pair."""
+    if "padding_mask" in x:
+        return token_lengths(x["padding_mask"])
+    if all(name in x for name in PAIR_MASKS):
+        widths = {int(x[name].shape[1]) for name in x}
+        if len(widths) != 1:
+            raise ValueError(f"length bucketing: the arrays of a pair must share one padded length, got {sorted(widths)}")
+        return np.maximum(*(token_lengths(x[name]) for name in PAIR_MASKS))
+    raise ValueError(
+        f"length bucketing needs token arrays with a padding_mask (or left_/right_padding_mask for "
+        f"pairs), got {sorted(x)}"
+    )
+
+
 class LengthBucketedBatches(keras.utils.PyDataset):
     """Batches of token-array dicts (``token_ids``, ``padding_mask``, ...) and labels."""
 
     def __init__(self, x: dict[str, np.ndarray], y: np.ndarray, order: np.ndarray, batch_size: int,
                  seed: tuple[int, ...], window: int = 50, multiple: int = 8):
         super().__init__()
-        if "padding_mask" not in x:
-            raise ValueError("length bucketing needs token arrays with a padding_mask")
         self.x, self.y = x, np.asarray(y)
-        self.full_length = int(x["padding_mask"].shape[1])
+        self._lengths = row_lengths(x)
+        self.full_length = int(x["padding_mask" if "padding_mask" in x else "left_padding_mask"].shape[1])
         self.multiple = int(multiple)
-        lengths = token_lengths(x["padding_mask"])[order]
+        lengths = self._lengths[order]
         span = window * batch_size
         batches = []
         for start in range(0, len(order), span):
@@ -36,7 +57,6 @@ class LengthBucketedBatches(keras.utils.PyDataset):
             batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
         shuffled = np.random.default_rng(seed).permutation(len(batches))
         self.batches = [batches[i] for i in shuffled]
-        self._lengths = token_lengths(x["padding_mask"])
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -68,5 +88,6 @@ class LengthBucketedBatches(keras.utils.PyDataset):
 
     def padded_fraction(self) -> float:
         """Share of the token positions the batches compute that are padding (for the logs)."""
-        computed = sum(self.batch_length(rows) * len(rows) for rows in self.batches)
-        return 1.0 - float(self._lengths.sum()) / max(computed, 1)
+        masks = [self.x[name] for name in ("padding_mask", *PAIR_MASKS) if name in self.x]
+        computed = len(masks) * sum(self.batch_length(rows) * len(rows) for rows in self.batches)
+        return 1.0 - float(sum(token_lengths(mask).sum() for mask in masks)) / max(computed, 1)

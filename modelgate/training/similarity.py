@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from modelgate.training.batches import LengthBucketedBatches
 from modelgate.training.distribution import DISTRIBUTIONS, DataPlan, training_distribution
 from modelgate.training.trainer import (
     TrainResult,
@@ -48,6 +49,7 @@ class SimilarityTrainSettings:
     seed: int = 42
     verbose: int = 0
     distribution: str | None = None  # as TrainSettings.distribution
+    length_bucketing: bool = False  # pairs of similar lengths per batch, cut to the longer text's width
 
     def __post_init__(self):
         if self.distribution is not None and self.distribution not in DISTRIBUTIONS:
@@ -122,9 +124,14 @@ def _fit_until_stopped(model, x_train, y_train: np.ndarray, validation, settings
     while epoch < settings.epochs and not rule.should_stop(losses):
         order = np.random.default_rng([settings.seed, epoch]).permutation(len(y_train))
         order = plan.epoch_rows(order, settings.batch_size)
+        batch_size = plan.local_batch_size(settings.batch_size)
+        if settings.length_bucketing:
+            data = {"x": LengthBucketedBatches(x_train, y_train, order, batch_size, seed=(settings.seed, epoch))
+                    .fit_input()}
+        else:
+            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": batch_size}
         fitted = model.fit(
-            _take(x_train, order), y_train[order], validation_data=validation,
-            batch_size=plan.local_batch_size(settings.batch_size), epochs=epoch + 1, initial_epoch=epoch,
+            **data, validation_data=validation, epochs=epoch + 1, initial_epoch=epoch,
             shuffle=False, callbacks=epoch_callbacks, verbose=settings.verbose,
         )
         for name, values in fitted.history.items():
@@ -160,7 +167,7 @@ def train_similarity(
     if len(y_train) != count:
         raise ValueError(f"x_train has {count} pairs but y_train has {len(y_train)} targets")
     with training_distribution(settings.distribution, model) as plan:
-        plan.check(settings.batch_size)
+        plan.check(settings.batch_size, settings.length_bucketing)
         compile_regressor(model, settings)
         resumed = checkpointer.restore(model) if checkpointer is not None else None
         losses = _resumed_losses(checkpointer, resumed)
