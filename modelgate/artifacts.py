@@ -5,7 +5,8 @@ model.keras              the Keras model (weights + architecture; loaded in safe
 preprocessor/            the tokenizer: tokenizer.json (its config) + assets/ (vocabulary)
 labels.json              class names in output order
 inference.json           what a predictor needs besides the model (sequence length, thresholds...)
-ood_scorer.npz           (intent-ood, when its OOD score is a class distance) centroids, precision
+ood_scorer.npz           (intent-ood, when its OOD score is a distance) class distance: centroids,
+                         precision; nearest neighbour: the training embeddings (references)
 ```
 """
 

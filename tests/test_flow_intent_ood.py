@@ -119,6 +119,19 @@ def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_e
     far, near = predictor.predict(["zzz qqq xxx", "please help with alarm, test query 0"])
     assert isinstance(far.out_of_scope, bool) and near.intent in FIXTURE_INTENTS
 
+    # Scored by the cosine distance to the nearest training queries, which the version carries.
+    third = run_pipeline("intent-ood", profile="default", config_file=config,
+                         overrides=["evaluate.ood_score=nearest_neighbor", "evaluate.nearest_neighbors=[3]"])
+    assert third.exit_code == 0, third.error
+    manifest = object_store.get_json("registry/intent-ood/versions/3/manifest.json")
+    assert manifest["evaluation"]["ood_score"].startswith("nearest_neighbor")
+    assert [(c["ood_score"], c["k"]) for c in manifest["evaluation"]["ood_score_candidates"]] == [("nearest_neighbor", 3)]
+    inference = json.loads(object_store.get_bytes("registry/intent-ood/versions/3/inference.json"))
+    assert inference["ood_score"] == "nearest_neighbor" and inference["ood_scorer"]["k"] == 3
+    predictor = load_predictor("intent-ood:3", object_store)
+    assert type(predictor.scorer).__name__ == "NearestNeighborDistance"
+    assert predictor.scorer.get_config()["references"] == inference["ood_scorer"]["references"] > 0
+
 
 def test_gate_without_thresholds_refuses(tmp_path, flow_env, object_store, tiny_preset):
     from modelgate.runner import run_pipeline

@@ -1,4 +1,5 @@
-"""The out-of-scope score: the class-distance scorer and its choice on validation."""
+"""The out-of-scope score: the class-distance and nearest-neighbour scorers and the choice on
+validation."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from modelgate.evaluation.bootstrap import evaluate_ood_classifier
 from modelgate.evaluation.ood import (
     CLASS_DISTANCE,
     MAX_PROBABILITY,
+    NEAREST_NEIGHBOR,
     ood_threshold_from_validation,
     select_ood_score,
 )
 from modelgate.models.class_distance import ClassDistance
+from modelgate.models.nearest_neighbor import NearestNeighborDistance
 
 
 CENTERS = np.random.default_rng(42).normal(size=(5, 16)) * 3
@@ -66,6 +69,54 @@ def test_bad_inputs_are_refused_with_what_is_wrong():
         ClassDistance.fit(x, labels, shrinkage=1.5)
     with pytest.raises(ValueError, match=r"embeddings \[N, dim\] and labels \[N\]"):
         ClassDistance.fit(x, labels[:-1])
+
+
+def test_nearest_neighbour_distance_is_one_minus_the_mean_of_the_k_best_cosines():
+    _, _, x = _clusters(seed=11)
+    queries = np.random.default_rng(12).normal(size=(7, 16))
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    cosines = unit(queries) @ unit(x).T
+    for k in (1, 3):
+        scorer = NearestNeighborDistance.fit(x, k=k)
+        expected = 1.0 - np.sort(cosines, axis=1)[:, -k:].mean(axis=1)
+        np.testing.assert_allclose(scorer.score(queries), expected, atol=2e-3)  # float16 references
+    # A training point is its own nearest neighbour; an embedding's length does not matter.
+    np.testing.assert_allclose(NearestNeighborDistance.fit(x).score(3.0 * x[:5]), 0.0, atol=2e-3)
+
+
+def test_nearest_neighbour_scorer_round_trips_and_refuses_bad_inputs():
+    _, _, x = _clusters(seed=13)
+    scorer = NearestNeighborDistance.fit(x, k=2)
+    far = np.random.default_rng(14).normal(size=(30, 16)) * 10
+    assert np.median(scorer.score(far)) > np.percentile(scorer.score(x), 95)
+    again = NearestNeighborDistance.from_arrays(scorer.get_config(), scorer.arrays())
+    np.testing.assert_array_equal(again.score(far), scorer.score(far))
+    assert scorer.arrays()["references"].dtype == np.float16
+    with pytest.raises(ValueError, match="do not match"):
+        NearestNeighborDistance.from_arrays({**scorer.get_config(), "dim": 8}, scorer.arrays())
+    with pytest.raises(ValueError, match=r"k must be in \[1, 200\]"):
+        NearestNeighborDistance.fit(x, k=0)
+    with pytest.raises(ValueError, match=r"embeddings \[N, dim\]"):
+        NearestNeighborDistance.fit(x[0])
+
+
+def test_auto_weighs_nearest_neighbours_and_keeps_them_when_classes_are_not_one_cluster():
+    # Every class is two far-apart clusters: its centroid lies between them, where no query is, so
+    # out-of-scope points placed there are near a centroid but far from every training query.
+    rng = np.random.default_rng(15)
+    halves = rng.normal(size=(10, 16)) * 6
+    labels = np.repeat(np.arange(5), 2 * 40)
+    x = np.concatenate([halves[i] + rng.normal(size=(40, 16)) for i in range(10)])
+    val = np.concatenate([halves[i] + rng.normal(size=(8, 16)) for i in range(10)])
+    between = np.stack([(halves[2 * c] + halves[2 * c + 1]) / 2 for c in range(5)])
+    oos = np.repeat(between, 4, axis=0) + 0.3 * rng.normal(size=(20, 16))
+    chosen = select_ood_score("auto", [0.0, 1.0], True, (x, labels), (val, _probs(len(val), True, 16)),
+                              (oos, _probs(20, True, 17)), neighbors=[1, 5])
+    assert chosen.kind == NEAREST_NEIGHBOR
+    assert [(c["ood_score"], c["k"]) for c in chosen.candidates][-2:] == [(NEAREST_NEIGHBOR, 1), (NEAREST_NEIGHBOR, 5)]
+    assert chosen.inference()["ood_scorer"]["k"] in (1, 5) and "nearest training" in chosen.describe()
+    with pytest.raises(ValueError, match="at least one k"):
+        select_ood_score(NEAREST_NEIGHBOR, [], True, (x, labels), (val, None), (oos, None))
 
 
 def _probs(rows: int, confident: bool, seed: int) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Which out-of-scope score a model uses, chosen on the validation splits only.
 
-Candidates: the recipe's ``max_probability`` (1 - the highest calibrated class probability) and
+Candidates: the recipe's ``max_probability`` (1 - the highest calibrated class probability),
 ``class_distance`` (``modelgate.models.class_distance``: the distance of the sentence embedding to
 the nearest in-scope class centroid, fitted on the training embeddings, one candidate per
-covariance shrinkage). ``auto`` keeps the candidate with the best validation OOD AUPRC; naming one
-score fixes it. The report and the manifest name the score used and every candidate's validation
+covariance shrinkage) and ``nearest_neighbor`` (``modelgate.models.nearest_neighbor``: the cosine
+distance to the k nearest training embeddings, one candidate per k). ``auto`` keeps the candidate
+with the best validation OOD AUPRC; naming one score fixes it. The report and the manifest name the score used and every candidate's validation
 AUPRC.
 """
 
@@ -18,10 +19,13 @@ from sklearn.metrics import precision_recall_curve
 
 from modelgate.evaluation.metrics import ood_auprc
 from modelgate.models.class_distance import ClassDistance
+from modelgate.models.nearest_neighbor import NearestNeighborDistance
 
 MAX_PROBABILITY = "max_probability"
 CLASS_DISTANCE = "class_distance"
-OOD_SCORES = ("auto", MAX_PROBABILITY, CLASS_DISTANCE)
+NEAREST_NEIGHBOR = "nearest_neighbor"
+OOD_SCORES = ("auto", MAX_PROBABILITY, CLASS_DISTANCE, NEAREST_NEIGHBOR)
+SCORERS = {CLASS_DISTANCE: ClassDistance, NEAREST_NEIGHBOR: NearestNeighborDistance}
 
 
 @dataclass
@@ -29,7 +33,7 @@ class OodScore:
     """One way of scoring out-of-scope; ``scorer`` is the fitted distance, None for max probability."""
 
     kind: str
-    scorer: ClassDistance | None = None
+    scorer: ClassDistance | NearestNeighborDistance | None = None
     validation_auprc: float | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)  # every candidate, on validation
 
@@ -43,6 +47,9 @@ class OodScore:
         if self.scorer is None:
             return "max_probability: 1 - the highest calibrated class probability"
         config = self.scorer.get_config()
+        if self.kind == NEAREST_NEIGHBOR:
+            return (f"nearest_neighbor: 1 - the mean cosine of the pooled embedding to its {config['k']} "
+                    f"nearest training embeddings")
         space = "L2-normalised pooled embedding" if config["normalize"] else "pooled embedding"
         return (
             f"class_distance: squared distance of the {space} to the nearest class centroid, "
@@ -66,9 +73,11 @@ def select_ood_score(
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
     oos_validation: tuple[np.ndarray, np.ndarray],
+    neighbors: Sequence[int] = (),
 ) -> OodScore:
     """Fit the candidates that ``mode`` allows on ``train`` (embeddings, labels) and keep the best
-    by OOD AUPRC on ``validation`` + ``oos_validation`` (embeddings, calibrated probabilities)."""
+    by OOD AUPRC on ``validation`` + ``oos_validation`` (embeddings, calibrated probabilities).
+    ``shrinkages`` and ``neighbors`` give one class-distance / nearest-neighbour candidate each."""
     if mode not in OOD_SCORES:
         raise ValueError(f"ood_score must be one of {OOD_SCORES}, got {mode!r}")
     candidates: list[OodScore] = []
@@ -81,12 +90,17 @@ def select_ood_score(
             OodScore(CLASS_DISTANCE, ClassDistance.fit(*train, shrinkage=s, normalize=normalize))
             for s in shrinkages
         ]
+    if mode == NEAREST_NEIGHBOR and not neighbors:
+        raise ValueError("nearest_neighbor needs at least one k (neighbours averaged) to try")
+    if mode in ("auto", NEAREST_NEIGHBOR):
+        candidates += [OodScore(NEAREST_NEIGHBOR, NearestNeighborDistance.fit(train[0], k)) for k in neighbors]
     rows = []
     for candidate in candidates:
         candidate.validation_auprc = _auprc(candidate.scores(*validation), candidate.scores(*oos_validation))
         rows.append({
             "ood_score": candidate.kind,
-            "shrinkage": candidate.scorer.shrinkage if candidate.scorer else None,
+            "shrinkage": candidate.scorer.shrinkage if candidate.kind == CLASS_DISTANCE else None,
+            "k": candidate.scorer.k if candidate.kind == NEAREST_NEIGHBOR else None,
             "validation_ood_auprc": round(candidate.validation_auprc, 4),
         })
     best = max(candidates, key=lambda c: c.validation_auprc)

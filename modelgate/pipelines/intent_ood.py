@@ -24,15 +24,16 @@ from modelgate.evaluation import plots
 from modelgate.evaluation.bootstrap import evaluate_ood_classifier, metrics_to_dict
 from modelgate.evaluation.calibration import Calibration, scaled_probabilities, tune_calibration
 from modelgate.evaluation.ood import (
-    CLASS_DISTANCE,
     MAX_PROBABILITY,
     OOD_SCORES,
+    SCORERS,
     OodScore,
     ood_threshold_from_validation,
     select_ood_score,
 )
 from modelgate.evaluation.result import Evaluation
 from modelgate.models.class_distance import ClassDistance
+from modelgate.models.nearest_neighbor import NearestNeighborDistance
 from modelgate.pipelines import classification as clf
 from modelgate.pipelines.base import Pipeline
 from modelgate.pipelines.results import FeatureSet, TrainedModel
@@ -58,13 +59,18 @@ OOD_SCORER_FILE = "ood_scorer.npz"
 
 class IntentOodEvaluateConfig(EvaluateConfig):
     ood_score: Literal[OOD_SCORES] = Field(
-        "auto", description="auto (best on validation) | max_probability (the recipe's) | class_distance"
+        "auto", description="auto (best on validation) | max_probability (the recipe's) | class_distance | "
+                            "nearest_neighbor"
     )
     distance_shrinkage: list[float] = Field(
         default_factory=lambda: [0.0, 0.5, 0.9, 0.99, 1.0],
         description="class_distance: covariance shrinkages tried (0 = Mahalanobis, 1 = Euclidean)",
     )
     distance_normalize: bool = Field(True, description="class_distance on L2-normalised embeddings")
+    nearest_neighbors: list[int] = Field(
+        default_factory=lambda: [1, 10],
+        description="nearest_neighbor: the k tried (1 - mean cosine to the k nearest training embeddings)",
+    )
 
 
 class IntentOodConfig(PipelineConfig):
@@ -198,6 +204,7 @@ def compute_evaluation(
         ood = select_ood_score(
             e.ood_score, e.distance_shrinkage, e.distance_normalize, train,
             *((out[s].embeddings, probs[s]) for s in ("validation", "oos_validation")),
+            neighbors=e.nearest_neighbors,
         )
         scores = {split: ood.scores(out[split].embeddings, probs[split]) for split in out}
         threshold = ood_threshold_from_validation(scores["validation"], scores["oos_validation"])
@@ -247,10 +254,11 @@ class IntentPredictor:
     """Texts in, (intent, confidence, out-of-scope flag) out, from a loaded model directory.
 
     The out-of-scope flag uses the score chosen at evaluation (``inference.json``'s ``ood_score``)
-    and its validation threshold: 1 - confidence, or the distance to the nearest class centroid.
+    and its validation threshold: 1 - confidence, the distance to the nearest class centroid, or
+    the cosine distance to the nearest training queries.
     """
 
-    def __init__(self, loaded, scorer: ClassDistance | None = None):
+    def __init__(self, loaded, scorer: ClassDistance | NearestNeighborDistance | None = None):
         self.loaded = loaded
         self.threshold = float(loaded.inference.get("ood_threshold", 0.5))
         self.sequence_length = int(loaded.inference["sequence_length"])
@@ -286,9 +294,10 @@ class IntentPredictor:
 def load_predictor(directory: Path) -> IntentPredictor:
     loaded = load_model_dir(directory)
     scorer = None
-    if loaded.inference.get("ood_score") == CLASS_DISTANCE:
+    kind = loaded.inference.get("ood_score")
+    if kind in SCORERS:
         with np.load(Path(directory) / OOD_SCORER_FILE, allow_pickle=False) as arrays:
-            scorer = ClassDistance.from_arrays(loaded.inference["ood_scorer"], dict(arrays))
+            scorer = SCORERS[kind].from_arrays(loaded.inference["ood_scorer"], dict(arrays))
     return IntentPredictor(loaded, scorer)
 
 
@@ -298,9 +307,9 @@ def model_card(cfg: IntentOodConfig) -> dict[str, Any]:
         "description": (
             f"Intent classifier over CLINC150's 150 in-scope intents: encoder `{cfg.model.preset}` "
             f"with a {head} head. Queries that score as out-of-scope are flagged; the score "
-            f"({cfg.evaluate.ood_score}: the recipe's 1 - confidence, or the distance of the "
-            "query's embedding to the nearest intent centroid) is the one chosen on the validation "
-            "splits, and the report names it."
+            f"({cfg.evaluate.ood_score}: the recipe's 1 - confidence, the distance of the query's "
+            "embedding to the nearest intent centroid, or to its nearest training queries) is the "
+            "one chosen on the validation splits, and the report names it."
         ),
         "intended_use": (
             "Routing short user queries of a task-oriented assistant to one of 150 intents, and "
