@@ -182,12 +182,14 @@ def test_config_off_by_default_and_part_of_the_run_key_when_on():
 
 def test_few_shot_profile_is_the_small_setting_with_the_stage_on():
     """The profile is the same run as `--set train.examples=200 --set
-    train.contrastive.pairs_per_comment=10` (one run key), so either reuses the other's training."""
+    train.contrastive.pairs_per_comment=20` (one run key), so either reuses the other's training;
+    only its threshold (chosen for it on held-out comments) differs from the default's."""
     profile = toxicity.PIPELINE.load_config("few-shot")
-    assert profile.train.examples == 200 and profile.train.contrastive.pairs_per_comment == 10
-    assert profile.train.epochs == 10 and profile.evaluate.threshold == 0.1  # the rest as the default
+    assert profile.train.examples == 200 and profile.train.contrastive.pairs_per_comment == 20
+    assert profile.train.contrastive.length_bucketing and profile.evaluate.threshold == 0.5
+    assert profile.train.epochs == 10  # the rest as the default
     spelled = toxicity.PIPELINE.load_config("default", None, ["train.examples=200",
-                                                               "train.contrastive.pairs_per_comment=10"])
+                                                               "train.contrastive.pairs_per_comment=20"])
     assert profile.digest("train") == spelled.digest("train")
     assert profile.digest("model", "data") == spelled.digest("model", "data")
 
