@@ -5,8 +5,8 @@ Candidates: the recipe's ``max_probability`` (1 - the highest calibrated class p
 the nearest in-scope class centroid, fitted on the training embeddings, one candidate per
 covariance shrinkage) and ``nearest_neighbor`` (``modelgate.models.nearest_neighbor``: the cosine
 distance to the k nearest training embeddings, one candidate per k). ``auto`` keeps the candidate
-with the best validation OOD AUPRC; naming one score fixes it. The report and the manifest name the score used and every candidate's validation
-AUPRC.
+with the best validation OOD AUPRC; naming one score fixes it. The report and the manifest name the
+score used and every candidate's validation AUPRC.
 """
 
 from __future__ import annotations
