@@ -363,7 +363,7 @@ def test_pairs_are_bucketed_by_their_longer_text_and_both_sides_share_one_width(
     long = ["book a flight to the airport tomorrow morning please and then a taxi home",
             "what is my account balance today and what was it yesterday evening"]
     left = encode_texts(tokenizer, (short + long) * 8, sequence_length=32)
-    right = encode_texts(tokenizer, (long + short)[::-1] * 8, sequence_length=32)
+    right = encode_texts(tokenizer, (long + short) * 8, sequence_length=32)  # some pairs short + long
     x = {f"{side}_{name}": arrays[name] for side, arrays in (("left", left), ("right", right)) for name in arrays}
     y = np.linspace(0.0, 1.0, len(x["left_token_ids"])).astype("float32")
     batches = LengthBucketedBatches(x, y, np.arange(len(y)), batch_size=4, seed=(1, 0))
