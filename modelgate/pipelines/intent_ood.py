@@ -69,7 +69,8 @@ class IntentOodEvaluateConfig(EvaluateConfig):
     distance_normalize: bool = Field(True, description="class_distance on L2-normalised embeddings")
     nearest_neighbors: list[int] = Field(
         default_factory=lambda: [1, 10],
-        description="nearest_neighbor: the k tried (1 - mean cosine to the k nearest training embeddings)",
+        description="nearest_neighbor: the k tried (1 - mean cosine to the k nearest training embeddings); "
+                    "empty: auto leaves nearest neighbours out",
     )
 
 

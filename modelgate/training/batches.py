@@ -23,6 +23,11 @@ from modelgate.models.padding import token_lengths, trimmed_width
 PAIR_MASKS = ("left_padding_mask", "right_padding_mask")
 
 
+def has_padding_masks(x) -> bool:
+    """Whether ``x`` is token arrays that can be bucketed: one text's, or a pair's."""
+    return isinstance(x, dict) and ("padding_mask" in x or all(name in x for name in PAIR_MASKS))
+
+
 def row_lengths(x: dict[str, np.ndarray]) -> np.ndarray:
     """Real tokens per row of token arrays: of the text, or of the longer text of a pair."""
     if "padding_mask" in x:

@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
-from modelgate.training.batches import LengthBucketedBatches
 from modelgate.training.distribution import DISTRIBUTIONS, DataPlan, training_distribution
 from modelgate.training.trainer import (
     TrainResult,
     _num_examples,
-    _take,
     _TrainClock,
     _validation_share,
     describe_device,
+    epoch_fit_data,
     set_seed,
 )
 
@@ -124,12 +123,8 @@ def _fit_until_stopped(model, x_train, y_train: np.ndarray, validation, settings
     while epoch < settings.epochs and not rule.should_stop(losses):
         order = np.random.default_rng([settings.seed, epoch]).permutation(len(y_train))
         order = plan.epoch_rows(order, settings.batch_size)
-        batch_size = plan.local_batch_size(settings.batch_size)
-        if settings.length_bucketing:
-            data = {"x": LengthBucketedBatches(x_train, y_train, order, batch_size, seed=(settings.seed, epoch))
-                    .fit_input()}
-        else:
-            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": batch_size}
+        data = epoch_fit_data(x_train, y_train, order, plan.local_batch_size(settings.batch_size),
+                              settings.length_bucketing, (settings.seed, epoch))
         fitted = model.fit(
             **data, validation_data=validation, epochs=epoch + 1, initial_epoch=epoch,
             shuffle=False, callbacks=epoch_callbacks, verbose=settings.verbose,

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from modelgate.models.gaussian_process import CovarianceResetCallback, gp_layers
-from modelgate.training.batches import LengthBucketedBatches
+from modelgate.training.batches import LengthBucketedBatches, has_padding_masks
 from modelgate.training.distribution import DataPlan, training_distribution
 from modelgate.training.optimizer import TrainSettings, build_optimizer
 
@@ -120,6 +120,16 @@ def _take(x, index):
     return {k: v[index] for k, v in x.items()} if isinstance(x, dict) else x[index]
 
 
+def epoch_fit_data(x, y: np.ndarray, order: np.ndarray, batch_size: int, length_bucketing: bool,
+                   seed: tuple[int, ...]) -> dict:
+    """``model.fit``'s data arguments for one epoch in ``order``: length-bucketed batches when asked
+    and ``x`` is token arrays with padding masks (a frozen encoder's cached embeddings are not),
+    else the arrays reordered."""
+    if length_bucketing and has_padding_masks(x):
+        return {"x": LengthBucketedBatches(x, y, order, batch_size, seed=seed).fit_input()}
+    return {"x": _take(x, order), "y": y[order], "batch_size": batch_size}
+
+
 def _checked_labels(x_train, y_train) -> tuple[int, np.ndarray]:
     """(number of examples, labels as an array), refusing mismatched or empty training data."""
     count = _num_examples(x_train)
@@ -174,13 +184,8 @@ def _fit_epochs(model, x_train, y_train: np.ndarray, validation, cfg: TrainSetti
     for epoch in range(start_epoch, cfg.epochs):
         # Order depends on (seed, epoch) only, so a resumed epoch sees the same batches.
         order = plan.epoch_rows(np.random.default_rng([seed, epoch]).permutation(count), cfg.batch_size)
-        if cfg.length_bucketing and isinstance(x_train, dict) and "padding_mask" in x_train:
-            batches = LengthBucketedBatches(x_train, y_train, order, batch_size, seed=(seed, epoch))
-            data = {"x": batches.fit_input()}
-        else:
-            data = {"x": _take(x_train, order), "y": y_train[order], "batch_size": batch_size}
         fitted = model.fit(
-            **data,
+            **epoch_fit_data(x_train, y_train, order, batch_size, cfg.length_bucketing, (seed, epoch)),
             shuffle=False,
             validation_data=validation,
             epochs=epoch + 1,
