@@ -2,6 +2,10 @@
 
     token arrays -> backbone -> masked mean pooling -> dropout -> hidden dense -> head
 
+With ``contrastive_weight`` > 0, training also adds that times the supervised contrastive loss of
+the pooled embeddings (``supervised_contrastive_loss``); the labels come in the inputs, as
+``labels``, in training only.
+
 Head "sngp": the hidden dense is spectrally normalised and the head is a random-feature Gaussian
 process; at inference the model returns mean-field logits. Head "softmax": a plain tanh dense and a
 dense logits layer, the deterministic baseline. Inputs are the dicts of ``modelgate.preprocess``
@@ -17,6 +21,7 @@ from modelgate.models.gaussian_process import RandomFeatureGaussianProcess
 from modelgate.models.padding import predict_by_length
 from modelgate.models.pooling import MaskedMeanPooling
 from modelgate.models.spectral_norm import SpectralNormDense
+from modelgate.models.supervised_contrastive import supervised_contrastive_loss
 
 HEADS = ("sngp", "softmax")
 
@@ -33,6 +38,8 @@ class EncoderClassifier(keras.Model):
         dropout: dropout rate on the pooled embedding.
         freeze_backbone: train only the head (``backbone.trainable = False``).
         spectral_norm_bound, power_iterations: see ``SpectralNormDense`` (sngp only).
+        contrastive_weight, contrastive_temperature: the supervised contrastive loss's weight
+            beside cross-entropy (0: none) and temperature; it needs a trainable encoder.
         num_inducing, ridge_penalty, mean_field_factor, gp_kernel_scale: see
             ``RandomFeatureGaussianProcess`` (sngp only).
     """
@@ -55,6 +62,8 @@ class EncoderClassifier(keras.Model):
         mean_field_factor=30.0,
         gp_kernel_scale=1.0,
         temperature=1.0,
+        contrastive_weight=0.0,
+        contrastive_temperature=0.1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -78,6 +87,18 @@ class EncoderClassifier(keras.Model):
         if not temperature > 0:
             raise ValueError(f"EncoderClassifier: temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
+        if contrastive_weight < 0 or not contrastive_temperature > 0:
+            raise ValueError(
+                f"EncoderClassifier: contrastive_weight must be >= 0 and contrastive_temperature > 0, "
+                f"got {contrastive_weight} and {contrastive_temperature}"
+            )
+        if contrastive_weight > 0 and freeze_backbone:
+            raise ValueError(
+                "EncoderClassifier: a contrastive loss on a frozen encoder's embeddings has nothing to "
+                "train; set contrastive_weight to 0 or unfreeze the backbone"
+            )
+        self.contrastive_weight = float(contrastive_weight)
+        self.contrastive_temperature = float(contrastive_temperature)
         self.backbone_input_names = tuple(_backbone_input_names(backbone))
         self._make_layers()
         self.build(None)
@@ -133,7 +154,11 @@ class EncoderClassifier(keras.Model):
         return self.hidden(pooled, training=training)
 
     def call(self, inputs, training=None):
-        features = self.features(inputs, training=training)
+        pooled = self.embed(inputs, training=training)
+        if training and self.contrastive_weight > 0 and "labels" in inputs:
+            self.add_loss(self.contrastive_weight * supervised_contrastive_loss(
+                pooled, inputs["labels"], self.contrastive_temperature))
+        features = self.hidden(self.dropout(pooled, training=training), training=training)
         outputs = self.output_head(features, training=training)
         if training or self.temperature == 1.0:
             return outputs
@@ -228,6 +253,8 @@ class EncoderClassifier(keras.Model):
                 "mean_field_factor": self.mean_field_factor,
                 "gp_kernel_scale": self.gp_kernel_scale,
                 "temperature": self.temperature,
+                "contrastive_weight": self.contrastive_weight,
+                "contrastive_temperature": self.contrastive_temperature,
             }
         )
         return config

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from modelgate.artifacts import save_model_dir
-from modelgate.config import PipelineConfig
+
+from modelgate.config import PipelineConfig, TrainConfig
 from modelgate.embedding_cache import Embedder
 from modelgate.models.backbones import load_backbone, load_tokenizer
 from modelgate.models.classifier import EncoderClassifier
@@ -27,6 +29,19 @@ from modelgate.storage import ObjectStore
 from modelgate.training import EpochLog, S3Checkpointer, TrainSettings, train_classifier
 
 XY = tuple[dict[str, np.ndarray], np.ndarray]
+
+
+class ClassifierTrainConfig(TrainConfig):
+    """Training of an ``EncoderClassifier``: the common settings and an optional supervised
+    contrastive loss on the pooled embeddings beside cross-entropy."""
+
+    supervised_contrastive_weight: float = Field(
+        0.0, ge=0.0, description="weight of a supervised contrastive loss on the pooled embeddings, "
+                                 "added to cross-entropy (0: off; needs a trainable encoder)"
+    )
+    supervised_contrastive_temperature: float = Field(
+        0.1, gt=0.0, description="temperature of the supervised contrastive loss"
+    )
 
 
 def label_ids(values: Sequence[str], labels: Sequence[str]) -> np.ndarray:
@@ -49,6 +64,8 @@ def build_classifier(cfg: PipelineConfig, num_classes: int) -> EncoderClassifier
         num_inducing=m.num_inducing,
         ridge_penalty=m.ridge_penalty,
         mean_field_factor=m.mean_field_factor,
+        contrastive_weight=cfg.train.supervised_contrastive_weight,
+        contrastive_temperature=cfg.train.supervised_contrastive_temperature,
     )
 
 
@@ -85,6 +102,8 @@ def train_and_stage(
             x_val = embed(x_val) if x_val is not None else None
             print(embed.summary("training"))
             trainee = model.head_model()
+        if model.contrastive_weight > 0:
+            x_train = {**x_train, "labels": y_train}  # the contrastive loss reads them in training
         result = train_classifier(
             trainee, x_train, y_train, x_val, y_val, train_settings(cfg),
             checkpointer=S3Checkpointer(store, run.checkpoints), callbacks=[EpochLog(cfg.train.epochs)],

@@ -76,6 +76,7 @@ class IntentOodEvaluateConfig(EvaluateConfig):
 
 class IntentOodConfig(PipelineConfig):
     evaluate: IntentOodEvaluateConfig = IntentOodEvaluateConfig()
+    train: clf.ClassifierTrainConfig = clf.ClassifierTrainConfig()
     validation: ClincValidationConfig = ClincValidationConfig()
 
 

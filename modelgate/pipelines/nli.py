@@ -66,6 +66,7 @@ class SnliDataConfig(DataConfig):
 
 class NliConfig(PipelineConfig):
     data: SnliDataConfig = SnliDataConfig()
+    train: clf.ClassifierTrainConfig = clf.ClassifierTrainConfig()
     validation: SnliValidationConfig = SnliValidationConfig()
 
 

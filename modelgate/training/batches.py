@@ -73,7 +73,9 @@ class LengthBucketedBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rows = self.batches[index]
         width = self.batch_length(rows)
-        return {name: array[rows, :width] for name, array in self.x.items()}, self.y[rows]
+        # Per-row arrays beside the tokens (the labels a contrastive loss reads) are not cut.
+        return {name: array[rows, :width] if array.ndim > 1 else array[rows]
+                for name, array in self.x.items()}, self.y[rows]
 
     def fit_input(self):
         """What ``model.fit`` takes: the batches themselves under JAX and torch; under TensorFlow a
@@ -83,7 +85,7 @@ class LengthBucketedBatches(keras.utils.PyDataset):
             return self
         import tensorflow as tf  # only the TensorFlow backend reads a tf.data pipeline
 
-        x_spec = {name: tf.TensorSpec((None, None), tf.as_dtype(a.dtype)) for name, a in self.x.items()}
+        x_spec = {name: tf.TensorSpec((None,) * a.ndim, tf.as_dtype(a.dtype)) for name, a in self.x.items()}
         y_spec = tf.TensorSpec((None, *self.y.shape[1:]), tf.as_dtype(self.y.dtype))
         batches = tf.data.Dataset.from_generator(
             lambda: (self[i] for i in range(len(self))), output_signature=(x_spec, y_spec)
