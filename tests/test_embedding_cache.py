@@ -218,7 +218,8 @@ def test_an_entry_written_under_tensorflow_is_read_under_jax(modelgate_env, obje
 def test_intent_ood_stages_embed_each_split_once(modelgate_env, object_store, tmp_path, capsys):
     config = write_clinc_config(tmp_path, write_clinc_mirror(tmp_path / "mirror"), clinc_tiny_preset(tmp_path))
     pipeline = intent_ood.PIPELINE
-    cfg = pipeline.load_config("default", config, ["model.freeze_backbone=true"])
+    cfg = pipeline.load_config("default", config, ["model.freeze_backbone=true",
+                                                   "train.supervised_contrastive_weight=0"])
     validated = pipeline.validate(cfg, object_store, pipeline.ingest(cfg, object_store), "embed-test")
     features = pipeline.preprocess(cfg, object_store, validated)
     rows = features.rows  # train 30, validation 10, oos_validation 2, test 15, oos_test 5

@@ -60,6 +60,8 @@ def test_flow_registers_gated_version_with_report_and_artifacts(tmp_path, flow_e
     assert manifest["status"] == "failed"
     assert manifest["verdict"]["decision"] == "fail"
     assert manifest["datasets"]["raw"]["sha256"]
+    # The default profile trains with the supervised contrastive loss: the labels reached it.
+    assert manifest["config"]["train"]["supervised_contrastive_weight"] == 0.5
     assert manifest["prefect_flow_run_id"] == outcome.flow_run_id
     assert set(manifest["metrics"]) >= {"accuracy", "ece", "ood_auprc", "ood_auroc", "ood_average_precision"}
     stored = object_store.get_json(f"{prefix}/metrics.json")

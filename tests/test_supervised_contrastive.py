@@ -98,6 +98,8 @@ def test_training_adds_the_weighted_contrastive_loss_of_the_pooled_embeddings(ti
     expected = 0.5 * reference_loss(pooled, y, 0.2)
     assert expected > 0.1
     assert history["loss"][0] - plain_history["loss"][0] == pytest.approx(expected, rel=0.1)
+    with pytest.raises(ValueError, match="'labels'"):
+        weighted(x, training=True)
     # Prediction takes no labels and adds nothing.
     np.testing.assert_allclose(weighted.predict(x, verbose=0), plain.predict(x, verbose=0), atol=1e-4)
 
@@ -121,3 +123,8 @@ def test_both_classifier_pipelines_take_the_setting_and_refuse_a_negative_weight
     assert (cfg.train.supervised_contrastive_weight, cfg.train.supervised_contrastive_temperature) == (0.5, 0.2)
     with pytest.raises(ConfigError, match="supervised_contrastive_weight"):
         pipeline.load_config(overrides=["train.supervised_contrastive_weight=-1"])
+    with pytest.raises(ConfigError, match="nothing to train"):
+        pipeline.load_config(overrides=["model.freeze_backbone=true", "train.supervised_contrastive_weight=0.5"])
+    # Each quick profile freezes its encoder, and so trains without the loss.
+    quick = pipeline.load_config("quick")
+    assert quick.model.freeze_backbone and quick.train.supervised_contrastive_weight == 0.0

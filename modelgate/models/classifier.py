@@ -155,7 +155,10 @@ class EncoderClassifier(keras.Model):
 
     def call(self, inputs, training=None):
         pooled = self.embed(inputs, training=training)
-        if training and self.contrastive_weight > 0 and "labels" in inputs:
+        if training and self.contrastive_weight > 0:
+            if "labels" not in inputs:
+                raise ValueError("EncoderClassifier: with contrastive_weight > 0, training needs each row's "
+                                 "label among the inputs, as 'labels'")
             self.add_loss(self.contrastive_weight * supervised_contrastive_loss(
                 pooled, inputs["labels"], self.contrastive_temperature))
         features = self.hidden(self.dropout(pooled, training=training), training=training)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from modelgate.artifacts import save_model_dir
 
@@ -42,6 +42,22 @@ class ClassifierTrainConfig(TrainConfig):
     supervised_contrastive_temperature: float = Field(
         0.1, gt=0.0, description="temperature of the supervised contrastive loss"
     )
+
+
+class ClassifierConfig(PipelineConfig):
+    """A pipeline config whose model is an ``EncoderClassifier`` (intent-ood, nli)."""
+
+    train: ClassifierTrainConfig = ClassifierTrainConfig()
+
+    @model_validator(mode="after")
+    def _contrastive_needs_a_trainable_encoder(self):
+        if self.train.supervised_contrastive_weight > 0 and self.model.freeze_backbone:
+            raise ValueError(
+                f"train.supervised_contrastive_weight is {self.train.supervised_contrastive_weight} but "
+                "model.freeze_backbone is true: the loss would have nothing to train; set "
+                "train.supervised_contrastive_weight=0 with a frozen encoder"
+            )
+        return self
 
 
 def label_ids(values: Sequence[str], labels: Sequence[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from modelgate.artifacts import load_model_dir
-from modelgate.config import EvaluateConfig, PipelineConfig
+from modelgate.config import EvaluateConfig
 from modelgate.data.clinc import load_clinc, load_known_intents
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
 from modelgate.embedding_cache import Embedder
@@ -74,9 +74,8 @@ class IntentOodEvaluateConfig(EvaluateConfig):
     )
 
 
-class IntentOodConfig(PipelineConfig):
+class IntentOodConfig(clf.ClassifierConfig):
     evaluate: IntentOodEvaluateConfig = IntentOodEvaluateConfig()
-    train: clf.ClassifierTrainConfig = clf.ClassifierTrainConfig()
     validation: ClincValidationConfig = ClincValidationConfig()
 
 

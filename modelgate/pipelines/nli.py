@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from modelgate.artifacts import load_model_dir
-from modelgate.config import DataConfig, PipelineConfig
+from modelgate.config import DataConfig
 from modelgate.data.snapshot import DatasetSnapshot, load_snapshot, snapshot_table
 from modelgate.data.snli import DATASET_NAME, LABEL_NAMES, apply_offline_protocol, load_snli, subsample_split
 from modelgate.embedding_cache import Embedder
@@ -64,9 +64,8 @@ class SnliDataConfig(DataConfig):
     )
 
 
-class NliConfig(PipelineConfig):
+class NliConfig(clf.ClassifierConfig):
     data: SnliDataConfig = SnliDataConfig()
-    train: clf.ClassifierTrainConfig = clf.ClassifierTrainConfig()
     validation: SnliValidationConfig = SnliValidationConfig()
 
 
