@@ -4,7 +4,8 @@ train: an ``EncoderClassifier`` (softmax or SNGP head on a keras-hub backbone) f
 per-epoch S3 checkpoints, then staged with its tokenizer and labels (``reuse_or_train`` keys the
 run by its inputs, so a killed run resumes and a finished one is reused). With a frozen encoder
 the embeddings are computed once (``modelgate.embedding_cache``) and only the head trains. Evaluate reads probabilities back
-through ``predict_arrays`` and ``softmax``.
+through ``predict_arrays`` and ``softmax``. Their configs (``ClassifierConfig``) may add a supervised
+contrastive loss on the pooled embeddings beside cross-entropy.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from modelgate.artifacts import save_model_dir
-
 from modelgate.config import PipelineConfig, TrainConfig
 from modelgate.embedding_cache import Embedder
 from modelgate.models.backbones import load_backbone, load_tokenizer
@@ -68,7 +68,7 @@ def label_ids(values: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     return np.asarray([index[v] for v in values], dtype=np.int32)
 
 
-def build_classifier(cfg: PipelineConfig, num_classes: int) -> EncoderClassifier:
+def build_classifier(cfg: ClassifierConfig, num_classes: int) -> EncoderClassifier:
     m = cfg.model
     return EncoderClassifier(
         load_backbone(m.preset),
