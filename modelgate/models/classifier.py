@@ -150,8 +150,10 @@ class EncoderClassifier(keras.Model):
 
     def features(self, inputs, training=None):
         """What the output layer sees: pooled -> dropout -> hidden [B, hidden_dim]."""
-        pooled = self.dropout(self.embed(inputs, training=training), training=training)
-        return self.hidden(pooled, training=training)
+        return self._features_of(self.embed(inputs, training=training), training=training)
+
+    def _features_of(self, pooled, training=None):
+        return self.hidden(self.dropout(pooled, training=training), training=training)
 
     def call(self, inputs, training=None):
         pooled = self.embed(inputs, training=training)
@@ -161,7 +163,7 @@ class EncoderClassifier(keras.Model):
                                  "label among the inputs, as 'labels'")
             self.add_loss(self.contrastive_weight * supervised_contrastive_loss(
                 pooled, inputs["labels"], self.contrastive_temperature))
-        features = self.hidden(self.dropout(pooled, training=training), training=training)
+        features = self._features_of(pooled, training=training)
         outputs = self.output_head(features, training=training)
         if training or self.temperature == 1.0:
             return outputs
